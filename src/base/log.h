@@ -1,0 +1,38 @@
+// Logging: one line per event, Postfix field names, queue ID first
+// ("4F3A...: from=<a@b>, size=1234, nrcpt=1"). docs/logging.md lists the
+// lines. spdlog stays inside log.cc so headers stay light. Thread-safe.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <string_view>
+
+namespace petrel::log {
+
+enum class Level { kDebug, kInfo, kWarning, kError };
+
+// Sets up the process logger (stderr). `level`: "debug", "info", "warning".
+void Init(std::string_view level = "info");
+void Write(Level level, std::string_view line);
+bool Enabled(Level level);
+
+template <class... Args>
+void Info(fmt::format_string<Args...> f, Args&&... args) {
+  Write(Level::kInfo, fmt::format(f, std::forward<Args>(args)...));
+}
+template <class... Args>
+void Warning(fmt::format_string<Args...> f, Args&&... args) {
+  Write(Level::kWarning, fmt::format(f, std::forward<Args>(args)...));
+}
+template <class... Args>
+void Error(fmt::format_string<Args...> f, Args&&... args) {
+  Write(Level::kError, fmt::format(f, std::forward<Args>(args)...));
+}
+template <class... Args>
+void Debug(fmt::format_string<Args...> f, Args&&... args) {
+  if (Enabled(Level::kDebug)) {
+    Write(Level::kDebug, fmt::format(f, std::forward<Args>(args)...));
+  }
+}
+
+}  // namespace petrel::log

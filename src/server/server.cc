@@ -1,0 +1,426 @@
+#include "server/server.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <ctime>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "base/log.h"
+#include "base/queue_id.h"
+#include "config/config.h"
+#include "server/relay_policy.h"
+#include "server/session_machine.h"
+#include "spool/spool.h"
+
+namespace petrel::server {
+namespace {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using Executor = asio::strand<asio::io_context::executor_type>;
+constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+
+// How long a stopping server lets messages in flight finish.
+constexpr auto kShutdownGrace = std::chrono::seconds(30);
+
+std::string NowRfc5322() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+  return buf;
+}
+
+// The socket and its deadline, shared with the timer's handler so that a
+// late timer never touches a finished session.
+struct SessionIo {
+  explicit SessionIo(tcp::socket s)
+      : socket(std::move(s)), timer(socket.get_executor()) {}
+  tcp::socket socket;
+  asio::steady_timer timer;
+  bool timed_out = false;
+  bool shutdown = false;
+  bool awaiting_command = false;  // a read for the next command is pending
+};
+
+void ArmDeadline(const std::shared_ptr<SessionIo>& io,
+                 std::chrono::seconds limit) {
+  io->timed_out = false;
+  io->timer.expires_after(limit);
+  io->timer.async_wait([io](boost::system::error_code ec) {
+    if (!ec) {
+      io->timed_out = true;
+      boost::system::error_code ignored;
+      io->socket.cancel(ignored);
+    }
+  });
+}
+
+// Awaits a spool operation whose completion callback runs on the spool's
+// thread, resuming on the session's strand `ex`. `start` must outlive the
+// wait. Not a coroutine, and called with a pointer to a named local: GCC 12
+// mishandles non-trivial temporaries inside co_await expressions.
+using SpoolStart = std::function<void(spool::Callback)>;
+
+auto AwaitSpool(asio::any_io_executor ex, SpoolStart* start) {
+  return asio::async_initiate<decltype(asio::use_awaitable), void(Status)>(
+      [ex, start](auto handler) {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        (*start)([h, ex](Status s) {
+          asio::post(ex,
+                     [h, s = std::move(s)]() mutable { (*h)(std::move(s)); });
+        });
+      },
+      asio::use_awaitable);
+}
+
+class ServerState : public std::enable_shared_from_this<ServerState> {
+ public:
+  ServerState(asio::io_context& io, std::shared_ptr<const config::Config> c,
+              std::unique_ptr<spool::Spool> spool)
+      : io_(io), config_(std::move(c)), spool_(std::move(spool)) {
+    relay_ = std::make_shared<RelayPolicy>(*config_);
+  }
+
+  asio::io_context& io() { return io_; }
+  spool::Spool& spool() { return *spool_; }
+
+  std::pair<std::shared_ptr<const config::Config>,
+            std::shared_ptr<const RelayPolicy>>
+  Snapshot() {
+    std::lock_guard lock(mu_);
+    return {config_, relay_};
+  }
+
+  void Reload(std::shared_ptr<const config::Config> c) {
+    auto relay = std::make_shared<RelayPolicy>(*c);
+    std::lock_guard lock(mu_);
+    config_ = std::move(c);
+    relay_ = std::move(relay);
+  }
+
+  // Registers a connection; returns a refusal if a limit is reached.
+  std::optional<smtp::Reply> Admit(const std::string& ip,
+                                   const std::shared_ptr<SessionIo>& io,
+                                   const config::Config& cfg) {
+    std::lock_guard lock(mu_);
+    sessions_.insert(io);
+    int& n = per_ip_[ip];
+    ++n;
+    ++total_;
+    if (stopping_) {
+      return smtp::MakeReply(421, {4, 3, 2},
+                             cfg.server.hostname + " Service shutting down");
+    }
+    if (total_ > static_cast<long>(cfg.limits.max_connections)) {
+      return smtp::MakeReply(
+          421, {4, 7, 0}, cfg.server.hostname + " Error: too many connections");
+    }
+    if (n > static_cast<int>(cfg.limits.max_connections_per_ip)) {
+      return smtp::MakeReply(
+          421, {4, 7, 0},
+          cfg.server.hostname + " Error: too many connections from " + ip);
+    }
+    return std::nullopt;
+  }
+
+  void Leave(const std::string& ip, const std::shared_ptr<SessionIo>& io) {
+    std::lock_guard lock(mu_);
+    sessions_.erase(io);
+    if (--per_ip_[ip] == 0) per_ip_.erase(ip);
+    --total_;
+  }
+
+  long total() {
+    std::lock_guard lock(mu_);
+    return total_;
+  }
+
+  // Asks every session to end at its next command boundary.
+  void StopSessions() {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    for (const auto& io : sessions_) {
+      asio::post(io->socket.get_executor(), [io] {
+        io->shutdown = true;
+        if (io->awaiting_command) {
+          boost::system::error_code ignored;
+          io->socket.cancel(ignored);
+        }
+      });
+    }
+  }
+
+ private:
+  asio::io_context& io_;
+  std::mutex mu_;
+  std::shared_ptr<const config::Config> config_;
+  std::shared_ptr<const RelayPolicy> relay_;
+  std::unique_ptr<spool::Spool> spool_;
+  std::map<std::string, int> per_ip_;
+  std::set<std::shared_ptr<SessionIo>> sessions_;
+  long total_ = 0;
+  bool stopping_ = false;
+};
+
+// Writes everything the machine has queued.
+asio::awaitable<bool> Flush(const std::shared_ptr<SessionIo>& io,
+                            SessionMachine& m, std::chrono::seconds limit) {
+  std::string out = m.TakeOutput();
+  if (out.empty()) co_return true;
+  ArmDeadline(io, limit);
+  auto [ec, n] =
+      co_await asio::async_write(io->socket, asio::buffer(out), kUseTuple);
+  io->timer.cancel();
+  co_return !ec;
+}
+
+asio::awaitable<void> RunSession(std::shared_ptr<ServerState> state,
+                                 std::shared_ptr<SessionIo> io, std::string ip,
+                                 std::uint16_t port) {
+  asio::any_io_executor ex = co_await asio::this_coro::executor;
+  auto [cfg, relay] = state->Snapshot();
+  SessionEnv env;
+  env.config = cfg;
+  env.relay = relay;
+  env.now_rfc5322 = NowRfc5322;
+  env.now_unix = [] { return static_cast<std::int64_t>(std::time(nullptr)); };
+  env.new_queue_id = NewQueueId;
+  env.tls_available = false;
+  ClientInfo client{ip, port,
+                    config::InNetworks(cfg->relay.trusted_networks, ip)};
+
+  auto refuse = state->Admit(ip, io, *cfg);
+  if (!refuse) log::Info("connect from unknown[{}]:{}", ip, port);
+  SessionMachine m(std::move(env), std::move(client));
+  m.Start(refuse);
+
+  const auto command_timeout = cfg->server.command_timeout;
+  const auto data_timeout = cfg->server.data_timeout;
+  // Read into one buffer per thread: an idle session holds no read buffer,
+  // only what the machine keeps of a partial line.
+  static thread_local std::vector<char> read_buffer(64 * 1024);
+  std::string pending;  // input not yet consumed (waiting on the spool)
+  std::unique_ptr<spool::MessageWriter> writer;
+  boost::system::error_code ignored;
+  io->socket.non_blocking(true, ignored);
+  io->socket.set_option(tcp::no_delay(true), ignored);
+
+  bool running = true;
+  while (running) {
+    switch (m.action()) {
+      case SessionMachine::Action::kRead: {
+        if (!pending.empty()) {
+          std::size_t n = m.Feed(pending);
+          pending.erase(0, n);
+          continue;
+        }
+        if (!co_await Flush(io, m, command_timeout)) {
+          m.OnEof();
+          break;
+        }
+        if (io->shutdown && !m.InData()) {
+          m.OnShutdown();
+          break;
+        }
+        io->awaiting_command = !m.InData();
+        ArmDeadline(io, m.InData() ? data_timeout : command_timeout);
+        auto [ec] =
+            co_await io->socket.async_wait(tcp::socket::wait_read, kUseTuple);
+        io->awaiting_command = false;
+        std::size_t got = 0;
+        if (!ec) got = io->socket.read_some(asio::buffer(read_buffer), ec);
+        io->timer.cancel();
+        if (ec == asio::error::would_block) continue;
+        if (ec) {
+          if (io->timed_out) {
+            m.OnTimeout();
+          } else if (io->shutdown && ec == asio::error::operation_aborted) {
+            m.OnShutdown();
+          } else {
+            m.OnEof();
+          }
+          break;
+        }
+        std::string_view input(read_buffer.data(), got);
+        std::size_t used = m.Feed(input);
+        pending.append(input.substr(used));
+        break;
+      }
+      case SessionMachine::Action::kAppend: {
+        if (!writer) writer = state->spool().NewMessage(m.current_id());
+        std::string chunk = m.TakeContent();
+        SpoolStart start = [w = writer.get(), &chunk](spool::Callback done) {
+          w->Append(std::move(chunk), std::move(done));
+        };
+        Status st = co_await AwaitSpool(ex, &start);
+        m.OnAppendDone(st);
+        break;
+      }
+      case SessionMachine::Action::kCommit: {
+        if (!writer) writer = state->spool().NewMessage(m.current_id());
+        std::string rest = m.TakeContent();
+        if (!rest.empty()) writer->Append(std::move(rest), [](Status) {});
+        spool::Envelope envelope = m.envelope();
+        SpoolStart start = [w = writer.get(), &envelope](spool::Callback done) {
+          w->Commit(std::move(envelope), std::move(done));
+        };
+        Status st = co_await AwaitSpool(ex, &start);
+        writer.reset();
+        m.OnCommitDone(st);
+        break;
+      }
+      case SessionMachine::Action::kAbort:
+        writer.reset();  // the destructor drops what was written
+        m.OnAbortDone();
+        break;
+      case SessionMachine::Action::kClose:
+        co_await Flush(io, m, std::chrono::seconds(10));
+        running = false;
+        break;
+    }
+  }
+  writer.reset();
+  io->socket.shutdown(tcp::socket::shutdown_both, ignored);
+  io->socket.close(ignored);
+  io->timer.cancel();
+  if (!refuse) {
+    log::Info("disconnect from unknown[{}]:{} {}", ip, port, m.CommandStats());
+  }
+  state->Leave(ip, io);
+}
+
+asio::awaitable<void> Listen(std::shared_ptr<ServerState> state,
+                             std::shared_ptr<tcp::acceptor> acceptor) {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor->async_accept(
+        asio::make_strand(state->io()), kUseTuple);
+    if (ec == asio::error::operation_aborted) co_return;
+    if (ec) {
+      // EMFILE and friends: say so and pause instead of spinning.
+      log::Error("accept: {}", ec.message());
+      asio::steady_timer t(state->io(), std::chrono::milliseconds(100));
+      co_await t.async_wait(kUseTuple);
+      continue;
+    }
+    boost::system::error_code rec;
+    auto remote = socket.remote_endpoint(rec);
+    if (rec) continue;  // already gone
+    auto io = std::make_shared<SessionIo>(std::move(socket));
+    auto ex = io->socket.get_executor();
+    asio::co_spawn(
+        ex, RunSession(state, io, remote.address().to_string(), remote.port()),
+        asio::detached);
+  }
+}
+
+}  // namespace
+
+int RunServer(std::shared_ptr<const config::Config> config,
+              const ServerOptions& options) {
+  spool::SpoolOptions so;
+  so.path = config->spool.path;
+  auto spool = spool::Spool::Open(so);
+  if (!spool) {
+    log::Error("fatal: cannot open spool {}: {}", so.path,
+               spool.error().ToString());
+    return 1;
+  }
+  asio::io_context io;
+  auto state = std::make_shared<ServerState>(io, config, std::move(*spool));
+
+  std::vector<std::shared_ptr<tcp::acceptor>> acceptors;
+  for (const auto& l : config->listeners) {
+    boost::system::error_code ec;
+    auto addr = asio::ip::make_address(l.host, ec);
+    if (ec) {
+      log::Error("fatal: listener {}: {}", l.host, ec.message());
+      return 1;
+    }
+    auto acc = std::make_shared<tcp::acceptor>(io);
+    tcp::endpoint ep(addr, l.port);
+    acc->open(ep.protocol(), ec);
+    if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec && addr.is_v6()) acc->set_option(asio::ip::v6_only(true), ec);
+    if (!ec) acc->bind(ep, ec);
+    if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      log::Error("fatal: cannot listen on {}:{}: {}", l.host, l.port,
+                 ec.message());
+      return 1;
+    }
+    acceptors.push_back(acc);
+    asio::co_spawn(io, Listen(state, acc), asio::detached);
+  }
+
+  asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+  asio::steady_timer grace(io);
+  std::function<void(boost::system::error_code, int)> on_signal =
+      [&](boost::system::error_code ec, int signo) {
+        if (ec) return;
+        if (signo == SIGHUP) {
+          auto fresh = config::LoadConfig(config->path);
+          if (!fresh) {
+            log::Error("reload: {}; keeping the running config",
+                       fresh.error().message());
+          } else {
+            state->Reload(
+                std::make_shared<const config::Config>(std::move(*fresh)));
+            log::Info(
+                "reload: config {} loaded (listener changes need a "
+                "restart)",
+                config->path);
+          }
+          signals.async_wait(on_signal);
+          return;
+        }
+        log::Info("stopping on signal {}", signo);
+        for (auto& a : acceptors) {
+          boost::system::error_code ignored;
+          a->close(ignored);
+        }
+        state->StopSessions();
+        // Wait until the sessions are gone or the grace period is over.
+        asio::co_spawn(
+            io,
+            [&]() -> asio::awaitable<void> {
+              auto deadline = std::chrono::steady_clock::now() + kShutdownGrace;
+              while (state->total() > 0 &&
+                     std::chrono::steady_clock::now() < deadline) {
+                grace.expires_after(std::chrono::milliseconds(50));
+                co_await grace.async_wait(kUseTuple);
+              }
+              io.stop();
+            },
+            asio::detached);
+      };
+  signals.async_wait(on_signal);
+
+  log::Info("ready: {} listener(s), spool {}, {} I/O threads",
+            config->listeners.size(), so.path, options.io_threads);
+  std::vector<std::thread> threads;
+  for (int i = 1; i < options.io_threads; ++i) {
+    threads.emplace_back([&io] { io.run(); });
+  }
+  io.run();
+  for (auto& t : threads) t.join();
+  log::Info("stopped");
+  return 0;
+}
+
+}  // namespace petrel::server
