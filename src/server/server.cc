@@ -22,9 +22,11 @@
 #include "base/log.h"
 #include "base/queue_id.h"
 #include "config/config.h"
+#include "server/read_buffer.h"
 #include "server/relay_policy.h"
 #include "server/session_machine.h"
 #include "spool/spool.h"
+#include "tls/tls.h"
 
 namespace petrel::server {
 namespace {
@@ -53,6 +55,10 @@ struct SessionIo {
       : socket(std::move(s)), timer(socket.get_executor()) {}
   tcp::socket socket;
   asio::steady_timer timer;
+  // After STARTTLS: the TLS layer and its own read buffer (TLS may hold
+  // decrypted bytes, so the shared-buffer trick of plain reads cannot apply).
+  std::unique_ptr<tls::ServerStream> tls;
+  std::vector<char> tls_buffer;
   bool timed_out = false;
   bool shutdown = false;
   bool awaiting_command = false;  // a read for the next command is pending
@@ -92,26 +98,35 @@ auto AwaitSpool(asio::any_io_executor ex, SpoolStart* start) {
 class ServerState : public std::enable_shared_from_this<ServerState> {
  public:
   ServerState(asio::io_context& io, std::shared_ptr<const config::Config> c,
-              std::unique_ptr<spool::Spool> spool)
-      : io_(io), config_(std::move(c)), spool_(std::move(spool)) {
+              std::unique_ptr<spool::Spool> spool,
+              std::shared_ptr<tls::ServerContext> tls)
+      : io_(io),
+        config_(std::move(c)),
+        tls_(std::move(tls)),
+        spool_(std::move(spool)) {
     relay_ = std::make_shared<RelayPolicy>(*config_);
   }
 
   asio::io_context& io() { return io_; }
   spool::Spool& spool() { return *spool_; }
 
-  std::pair<std::shared_ptr<const config::Config>,
-            std::shared_ptr<const RelayPolicy>>
-  Snapshot() {
+  struct Snap {
+    std::shared_ptr<const config::Config> config;
+    std::shared_ptr<const RelayPolicy> relay;
+    std::shared_ptr<tls::ServerContext> tls;
+  };
+  Snap Snapshot() {
     std::lock_guard lock(mu_);
-    return {config_, relay_};
+    return {config_, relay_, tls_};
   }
 
-  void Reload(std::shared_ptr<const config::Config> c) {
+  void Reload(std::shared_ptr<const config::Config> c,
+              std::shared_ptr<tls::ServerContext> tls) {
     auto relay = std::make_shared<RelayPolicy>(*c);
     std::lock_guard lock(mu_);
     config_ = std::move(c);
     relay_ = std::move(relay);
+    tls_ = std::move(tls);
   }
 
   // Registers a connection; returns a refusal if a limit is reached.
@@ -171,6 +186,7 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
   std::mutex mu_;
   std::shared_ptr<const config::Config> config_;
   std::shared_ptr<const RelayPolicy> relay_;
+  std::shared_ptr<tls::ServerContext> tls_;
   std::unique_ptr<spool::Spool> spool_;
   std::map<std::string, int> per_ip_;
   std::set<std::shared_ptr<SessionIo>> sessions_;
@@ -184,8 +200,14 @@ asio::awaitable<bool> Flush(const std::shared_ptr<SessionIo>& io,
   std::string out = m.TakeOutput();
   if (out.empty()) co_return true;
   ArmDeadline(io, limit);
-  auto [ec, n] =
-      co_await asio::async_write(io->socket, asio::buffer(out), kUseTuple);
+  boost::system::error_code ec;
+  if (io->tls) {
+    ec = co_await io->tls->Write(asio::buffer(out));
+  } else {
+    std::size_t n = 0;
+    std::tie(ec, n) =
+        co_await asio::async_write(io->socket, asio::buffer(out), kUseTuple);
+  }
   io->timer.cancel();
   co_return !ec;
 }
@@ -194,14 +216,14 @@ asio::awaitable<void> RunSession(std::shared_ptr<ServerState> state,
                                  std::shared_ptr<SessionIo> io, std::string ip,
                                  std::uint16_t port) {
   asio::any_io_executor ex = co_await asio::this_coro::executor;
-  auto [cfg, relay] = state->Snapshot();
+  auto [cfg, relay, tls_context] = state->Snapshot();
   SessionEnv env;
   env.config = cfg;
   env.relay = relay;
   env.now_rfc5322 = NowRfc5322;
   env.now_unix = [] { return static_cast<std::int64_t>(std::time(nullptr)); };
   env.new_queue_id = NewQueueId;
-  env.tls_available = false;
+  env.tls_available = tls_context != nullptr;
   ClientInfo client{ip, port,
                     config::InNetworks(cfg->relay.trusted_networks, ip)};
 
@@ -212,9 +234,6 @@ asio::awaitable<void> RunSession(std::shared_ptr<ServerState> state,
 
   const auto command_timeout = cfg->server.command_timeout;
   const auto data_timeout = cfg->server.data_timeout;
-  // Read into one buffer per thread: an idle session holds no read buffer,
-  // only what the machine keeps of a partial line.
-  static thread_local std::vector<char> read_buffer(64 * 1024);
   std::string pending;  // input not yet consumed (waiting on the spool)
   std::unique_ptr<spool::MessageWriter> writer;
   boost::system::error_code ignored;
@@ -240,11 +259,24 @@ asio::awaitable<void> RunSession(std::shared_ptr<ServerState> state,
         }
         io->awaiting_command = !m.InData();
         ArmDeadline(io, m.InData() ? data_timeout : command_timeout);
-        auto [ec] =
-            co_await io->socket.async_wait(tcp::socket::wait_read, kUseTuple);
-        io->awaiting_command = false;
+        boost::system::error_code ec;
         std::size_t got = 0;
-        if (!ec) got = io->socket.read_some(asio::buffer(read_buffer), ec);
+        char* data = nullptr;
+        if (io->tls) {
+          std::tie(ec, got) =
+              co_await io->tls->ReadSome(asio::buffer(io->tls_buffer));
+          data = io->tls_buffer.data();
+        } else {
+          std::tie(ec) =
+              co_await io->socket.async_wait(tcp::socket::wait_read, kUseTuple);
+          if (!ec) {
+            // Only now, after the wait, on whatever thread resumed us.
+            std::span<char> buffer = ThreadReadBuffer();
+            data = buffer.data();
+            got = io->socket.read_some(asio::buffer(data, buffer.size()), ec);
+          }
+        }
+        io->awaiting_command = false;
         io->timer.cancel();
         if (ec == asio::error::would_block) continue;
         if (ec) {
@@ -257,7 +289,7 @@ asio::awaitable<void> RunSession(std::shared_ptr<ServerState> state,
           }
           break;
         }
-        std::string_view input(read_buffer.data(), got);
+        std::string_view input(data, got);
         std::size_t used = m.Feed(input);
         pending.append(input.substr(used));
         break;
@@ -289,6 +321,40 @@ asio::awaitable<void> RunSession(std::shared_ptr<ServerState> state,
         writer.reset();  // the destructor drops what was written
         m.OnAbortDone();
         break;
+      case SessionMachine::Action::kStartTls: {
+        if (!co_await Flush(io, m, command_timeout)) {
+          m.OnTlsFailed();
+          break;
+        }
+        // CVE-2011-0411: bytes that came after STARTTLS in plaintext are
+        // dropped, never read as if they had come over TLS.
+        if (!pending.empty()) {
+          log::Warning(
+              "dropped {} octets pipelined after STARTTLS by "
+              "unknown[{}]",
+              pending.size(), ip);
+          pending.clear();
+        }
+        io->tls = std::make_unique<tls::ServerStream>(tls_context, io->socket);
+        ArmDeadline(io, command_timeout);
+        auto ec = co_await io->tls->Handshake();
+        io->timer.cancel();
+        if (ec) {
+          log::Info("TLS handshake with unknown[{}] failed: {}", ip,
+                    ec.message());
+          io->tls.reset();
+          m.OnTlsFailed();
+          break;
+        }
+        io->tls_buffer.resize(16 * 1024);
+        std::string description = fmt::format(
+            "{} with cipher {} ({}/{} bits)", io->tls->Version(),
+            io->tls->Cipher(), io->tls->CipherBits(), io->tls->CipherBits());
+        log::Info("TLS connection established from unknown[{}]: {}", ip,
+                  description);
+        m.OnTlsStarted(std::move(description));
+        break;
+      }
       case SessionMachine::Action::kClose:
         co_await Flush(io, m, std::chrono::seconds(10));
         running = false;
@@ -296,6 +362,7 @@ asio::awaitable<void> RunSession(std::shared_ptr<ServerState> state,
     }
   }
   writer.reset();
+  io->tls.reset();
   io->socket.shutdown(tcp::socket::shutdown_both, ignored);
   io->socket.close(ignored);
   io->timer.cancel();
@@ -341,8 +408,28 @@ int RunServer(std::shared_ptr<const config::Config> config,
                spool.error().ToString());
     return 1;
   }
+  std::shared_ptr<tls::ServerContext> tls_context;
+  if (config->tls) {
+    auto loaded = tls::ServerContext::Load(config->tls->certificate,
+                                           config->tls->private_key);
+    if (!loaded) {
+      log::Error("fatal: {}", loaded.error().message());
+      return 1;
+    }
+    tls_context = *loaded;
+  }
+  for (const auto& l : config->listeners) {
+    if (l.mode != config::ListenerMode::kSmtp) {
+      log::Error(
+          "fatal: listener {}:{}: mode \"{}\" needs AUTH, which petrel "
+          "does not have yet; use mode = \"smtp\"",
+          l.host, l.port, config::ListenerModeName(l.mode));
+      return 1;
+    }
+  }
   asio::io_context io;
-  auto state = std::make_shared<ServerState>(io, config, std::move(*spool));
+  auto state =
+      std::make_shared<ServerState>(io, config, std::move(*spool), tls_context);
 
   std::vector<std::shared_ptr<tcp::acceptor>> acceptors;
   for (const auto& l : config->listeners) {
@@ -379,8 +466,21 @@ int RunServer(std::shared_ptr<const config::Config> config,
             log::Error("reload: {}; keeping the running config",
                        fresh.error().message());
           } else {
+            std::shared_ptr<tls::ServerContext> fresh_tls;
+            if (fresh->tls) {
+              auto loaded = tls::ServerContext::Load(fresh->tls->certificate,
+                                                     fresh->tls->private_key);
+              if (!loaded) {
+                log::Error("reload: {}; keeping the running config",
+                           loaded.error().message());
+                signals.async_wait(on_signal);
+                return;
+              }
+              fresh_tls = *loaded;
+            }
             state->Reload(
-                std::make_shared<const config::Config>(std::move(*fresh)));
+                std::make_shared<const config::Config>(std::move(*fresh)),
+                fresh_tls);
             log::Info(
                 "reload: config {} loaded (listener changes need a "
                 "restart)",

@@ -247,9 +247,11 @@ void SessionMachine::HandleLine(std::string_view line, bool more_pending) {
             "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP");
       break;
     case smtp::Verb::kStartTls:
+      OnStartTls();
+      break;
     case smtp::Verb::kAuth:
-      // TLS and AUTH arrive with the TLS work; until then neither is
-      // advertised, and using one is an unknown command to us.
+      // AUTH arrives with the submission work (issue 4); until then it is
+      // not advertised.
       ClientError(502, {5, 5, 1}, "Error: command not implemented");
       break;
   }
@@ -284,7 +286,7 @@ void SessionMachine::OnEhlo(std::string_view arg, bool extended) {
       "DSN",
       fmt::format("LIMITS RCPTMAX={}", cfg.limits.max_recipients),
   };
-  if (env_.tls_available) r.lines.push_back("STARTTLS");
+  if (env_.tls_available && !tls_active_) r.lines.push_back("STARTTLS");
   Reply(r);
 }
 
@@ -428,6 +430,49 @@ std::unique_ptr<SessionMachine::Transaction> SessionMachine::TakeTransaction() {
                     state_);
 }
 
+void SessionMachine::OnStartTls() {
+  if (tls_active_) {
+    ClientError(503, {5, 5, 1}, "Error: TLS already active");
+    return;
+  }
+  if (!env_.tls_available) {
+    ClientError(502, {5, 5, 1}, "Error: command not implemented");
+    return;
+  }
+  if (std::holds_alternative<AwaitHelo>(state_)) {
+    ClientError(503, {5, 5, 1}, "Error: send EHLO first");
+    return;
+  }
+  if (!std::holds_alternative<Ready>(state_)) {
+    ClientError(503, {5, 5, 1}, "Error: MAIL transaction in progress");
+    return;
+  }
+  Reply(220, {2, 0, 0}, "Ready to start TLS");
+  // Feed() stops here: whatever the client sent after this line was sent
+  // in plaintext and must never be read as if it came over TLS.
+  action_ = Action::kStartTls;
+}
+
+void SessionMachine::OnTlsStarted(std::string description) {
+  CHECK(action_ == Action::kStartTls);
+  action_ = Action::kRead;
+  tls_active_ = true;
+  tls_description_ = std::move(description);
+  // RFC 3207 4.2: forget everything learnt before TLS, EHLO included.
+  helo_.clear();
+  esmtp_ = false;
+  id_.clear();
+  lines_ = smtp::LineReader();
+  Enter(AwaitHelo{});
+}
+
+void SessionMachine::OnTlsFailed() {
+  CHECK(action_ == Action::kStartTls);
+  log::Info("TLS handshake failed with unknown[{}]", client_.address);
+  Enter(Closed{});
+  action_ = Action::kClose;
+}
+
 void SessionMachine::OnRset() {
   id_.clear();
   if (std::holds_alternative<AwaitHelo>(state_)) {
@@ -564,7 +609,8 @@ void SessionMachine::BuildEnvelope(Transaction& tx) {
   e.dsn_envid = tx.params.envid;
   e.helo = helo_;
   e.client_address = client_.address;
-  e.protocol = esmtp_ ? "ESMTP" : "SMTP";
+  e.protocol =
+      std::string(esmtp_ ? "ESMTP" : "SMTP") + (tls_active_ ? "S" : "");
   e.arrival_unix = env_.now_unix();
   e.next_attempt_unix = e.arrival_unix;
   for (auto& r : tx.recipients) {
@@ -589,14 +635,18 @@ void SessionMachine::BuildEnvelope(Transaction& tx) {
 std::string SessionMachine::ReceivedHeader(const Transaction& tx) const {
   // RFC 5321 4.4. With one recipient we name it, as most MTAs do; with
   // several we do not, so one recipient cannot learn the others.
+  // RFC 3848 and RFC 6531 "with" values: a trailing S for TLS.
   std::string with =
       tx.params.smtputf8 ? "UTF8SMTP" : (esmtp_ ? "ESMTP" : "SMTP");
+  if (tls_active_) with += "S";
   std::string literal = client_.address.find(':') != std::string::npos
                             ? "IPv6:" + client_.address
                             : client_.address;
-  std::string h = fmt::format(
-      "Received: from {} (unknown [{}])\r\n\tby {} (petrel) with {} id {}",
-      helo_, literal, env_.config->server.hostname, with, id_);
+  std::string h =
+      fmt::format("Received: from {} (unknown [{}])\r\n", helo_, literal);
+  if (tls_active_) h += fmt::format("\t(using {})\r\n", tls_description_);
+  h += fmt::format("\tby {} (petrel) with {} id {}",
+                   env_.config->server.hostname, with, id_);
   if (tx.recipients.size() == 1) {
     const auto& box = tx.recipients.front().forward_path;
     h += fmt::format("\r\n\tfor <{}>",

@@ -65,11 +65,14 @@ struct SessionEnv {
 class SessionMachine {
  public:
   enum class Action {
-    kRead,    // write TakeOutput(), then read more and Feed() it
-    kAppend,  // append TakeContent() to the message current_id()
-    kCommit,  // append TakeContent() (if any), then commit envelope()
-    kAbort,   // drop the message current_id(); then call OnAbortDone()
-    kClose,   // write TakeOutput(), then close the connection
+    kRead,      // write TakeOutput(), then read more and Feed() it
+    kAppend,    // append TakeContent() to the message current_id()
+    kCommit,    // append TakeContent() (if any), then commit envelope()
+    kAbort,     // drop the message current_id(); then call OnAbortDone()
+    kClose,     // write TakeOutput(), then close the connection
+    kStartTls,  // write TakeOutput() in plaintext, DROP every byte received
+                // after the STARTTLS line (CVE-2011-0411), run the TLS
+                // handshake, then call OnTlsStarted() or OnTlsFailed()
   };
 
   SessionMachine(SessionEnv env, ClientInfo client);
@@ -92,6 +95,10 @@ class SessionMachine {
   void OnAppendDone(const Status& status);
   void OnCommitDone(const Status& status);
   void OnAbortDone();
+  // RFC 3207 4.2: the session starts over; `description` is e.g.
+  // "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)".
+  void OnTlsStarted(std::string description);
+  void OnTlsFailed();
 
   // The one landing site for the end of a session not asked for by QUIT.
   void OnTimeout();
@@ -146,6 +153,7 @@ class SessionMachine {
   void OnData(bool more_input_pending);
   void OnBdat(std::string_view arg);
   void OnRset();
+  void OnStartTls();
   void AddContent(std::string_view content);
   void FinishMessage();
   std::string ReceivedHeader(const Transaction& tx) const;
@@ -165,6 +173,8 @@ class SessionMachine {
   bool esmtp_ = false;
   int errors_ = 0;
   bool shutting_down_ = false;
+  bool tls_active_ = false;
+  std::string tls_description_;
   bool message_in_spool_ = false;  // some content was handed to the spool
   std::string id_;                 // queue ID of the current transaction
   spool::Envelope envelope_;

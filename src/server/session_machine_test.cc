@@ -20,7 +20,8 @@ config::Config TestConfig() {
 // appends and commits succeed unless told otherwise.
 class Driver {
  public:
-  explicit Driver(config::Config c = TestConfig(), bool trusted = false) {
+  explicit Driver(config::Config c = TestConfig(), bool trusted = false,
+                  bool tls = false) {
     auto cfg = std::make_shared<const config::Config>(std::move(c));
     SessionEnv env;
     env.config = cfg;
@@ -30,6 +31,7 @@ class Driver {
     };
     env.now_unix = [] { return std::int64_t{1795000000}; };
     env.new_queue_id = [this] { return "ID" + std::to_string(++ids_); };
+    env.tls_available = tls;
     machine_ = std::make_unique<SessionMachine>(
         std::move(env), ClientInfo{"192.0.2.7", 40000, trusted});
     machine_->Start();
@@ -50,6 +52,7 @@ class Driver {
   const std::vector<spool::Envelope>& committed() const { return committed_; }
   const std::vector<std::string>& contents() const { return contents_; }
   int aborts() const { return aborts_; }
+  std::size_t dropped() const { return dropped_; }
 
   Status append_status = Status::Ok();
   Status commit_status = Status::Ok();
@@ -81,6 +84,13 @@ class Driver {
           ++aborts_;
           machine_->OnAbortDone();
           break;
+        case SessionMachine::Action::kStartTls:
+          out_ += machine_->TakeOutput();
+          // What a real driver does: drop input pipelined behind STARTTLS.
+          dropped_ += pending_.size();
+          pending_.clear();
+          machine_->OnTlsStarted("TLSv1.3 with cipher TEST (256/256 bits)");
+          break;
         case SessionMachine::Action::kClose:
           out_ += machine_->TakeOutput();
           closed_ = true;
@@ -95,6 +105,7 @@ class Driver {
   std::vector<std::string> contents_;
   int ids_ = 0;
   int aborts_ = 0;
+  std::size_t dropped_ = 0;
   bool closed_ = false;
 };
 
@@ -444,6 +455,51 @@ TEST(SessionMachine, EveryByteSplitGivesTheSameReplies) {
   EXPECT_EQ(got, expected);
   EXPECT_EQ(bytes.contents(), whole.contents());
   EXPECT_TRUE(bytes.closed());
+}
+
+config::Config TlsConfig() {
+  auto c = TestConfig();
+  c.tls = config::Tls{"cert.pem", "key.pem"};
+  return c;
+}
+
+TEST(SessionMachine, NoStartTlsWithoutTlsConfig) {
+  Driver d(TestConfig());
+  d.Output();
+  // Without [tls], STARTTLS is neither offered nor accepted.
+  EXPECT_EQ(d.Send("EHLO c\r\n").find("STARTTLS"), std::string::npos);
+  EXPECT_EQ(d.Send("STARTTLS\r\n").substr(0, 10), "502 5.5.1 ");
+}
+
+TEST(SessionMachineTls, StartTlsStartsOverAndDropsPipelinedPlaintext) {
+  Driver d(TlsConfig(), false, /*tls=*/true);
+  d.Output();
+  EXPECT_EQ(d.Send("STARTTLS\r\n"), "503 5.5.1 Error: send EHLO first\r\n");
+  EXPECT_NE(d.Send("EHLO c\r\n").find("250 STARTTLS"), std::string::npos);
+  d.Send("MAIL FROM:<a@b.example>\r\n");
+  EXPECT_EQ(d.Send("STARTTLS\r\n"),
+            "503 5.5.1 Error: MAIL transaction in progress\r\n");
+  d.Send("RSET\r\n");
+  // The CVE-2011-0411 injection: commands behind STARTTLS in the same
+  // packet are dropped, not answered after the handshake.
+  EXPECT_EQ(d.Send("STARTTLS\r\nMAIL FROM:<evil@b.example>\r\nRCPT "
+                   "TO:<x@example.test>\r\n"),
+            "220 2.0.0 Ready to start TLS\r\n");
+  EXPECT_GT(d.dropped(), 0u);
+  // Everything from before TLS is forgotten: EHLO is needed again.
+  EXPECT_EQ(d.Send("MAIL FROM:<a@b.example>\r\n"),
+            "503 5.5.1 Error: send HELO/EHLO first\r\n");
+  std::string ehlo = d.Send("EHLO c\r\n");
+  EXPECT_EQ(ehlo.find("STARTTLS"), std::string::npos);
+  EXPECT_EQ(d.Send("STARTTLS\r\n"), "503 5.5.1 Error: TLS already active\r\n");
+  d.Send("MAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.test>\r\nDATA\r\n");
+  EXPECT_EQ(d.Send("hi\r\n.\r\n"), "250 2.0.0 Ok: queued as ID2\r\n");
+  EXPECT_NE(d.contents()[0].find(
+                "\t(using TLSv1.3 with cipher TEST (256/256 bits))\r\n"
+                "\tby mx.example.test (petrel) with ESMTPS id ID2"),
+            std::string::npos)
+      << d.contents()[0];
+  EXPECT_EQ(d.committed()[0].protocol, "ESMTPS");
 }
 
 TEST(SessionMachine, ShutdownAndTimeout) {
