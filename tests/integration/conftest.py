@@ -36,6 +36,9 @@ def wait_for(predicate, timeout=30.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+_RUNNING = []  # every Petrel started, so a failed test cannot leak one
+
+
 class Petrel:
     """One petrel server process with its own directory."""
 
@@ -82,6 +85,7 @@ trusted_networks = {json.dumps(list(self.trusted))}
         self.proc = subprocess.Popen(
             [PETREL, "serve", "--config", self.config_path],
             stdout=self.log, stderr=subprocess.STDOUT, cwd=self.dir)
+        _RUNNING.append(self)
         wait_for(lambda: self.proc.poll() is not None or b"ready" in self.read_log()[start_at:],
                  what="petrel to log ready")
         if self.proc.poll() is not None:
@@ -182,6 +186,15 @@ class SmtpConn:
 
     def close(self):
         self.sock.close()
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_servers():
+    yield
+    while _RUNNING:
+        p = _RUNNING.pop()
+        if p.proc is not None:
+            p.stop(signal.SIGKILL)
 
 
 @pytest.fixture
