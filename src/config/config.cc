@@ -257,7 +257,10 @@ tl::expected<Network, std::string> ParseNetworkText(std::string_view text) {
     bool ok = !prefix_text.empty() && prefix_text.size() <= 3;
     int value = 0;
     for (char c : prefix_text) {
-      if (c < '0' || c > '9') ok = false;
+      if (!ok || c < '0' || c > '9') {
+        ok = false;
+        break;
+      }
       value = value * 10 + (c - '0');
     }
     if (!ok || value > max_prefix) {

@@ -23,6 +23,8 @@ template <class... Ts>
 struct Overloaded : Ts... {
   using Ts::operator()...;
 };
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;  // clang 14 needs the guide
 
 std::string LogAddress(const std::optional<smtp::Mailbox>& m) {
   return m ? smtp::SanitizeText(m->ToString(), 600) : std::string();

@@ -162,3 +162,35 @@ def test_reply_lines_fit_512(petrel):
     for cmd in ("HELP", "VRFY x", "NOOP", "RSET", "EXPN x", "BOGUS"):
         code, lines = c.cmd(cmd)
         assert all(len(l) + 2 <= 512 for l in lines)
+
+
+def test_received_headers_at_the_limit_and_one_past(workdir):
+    p = Petrel(workdir, extra_config="[limits]\nmax_received_headers = 3\n").start()
+    try:
+        c = session(p)
+        for hops, expected in ((3, 250), (4, 554)):
+            c.cmd("MAIL FROM:<a@remote.example>")
+            c.cmd("RCPT TO:<b@example.test>")
+            assert c.cmd("DATA")[0] == 354
+            hdrs = "".join(f"Received: from hop{i}.example by x; Mon, 1 Jan 2026 00:00:00 +0000\r\n"
+                           for i in range(hops))
+            code, lines = c.cmd(hdrs + "Subject: loop?\r\n\r\nbody\r\n.")
+            assert code == expected, lines
+            if code == 554:
+                assert lines[0] == "554 5.4.6 Too many hops"
+        c.cmd("QUIT")
+    finally:
+        p.stop()
+    assert len(p.spool_ids()) == 1
+
+
+def test_global_connection_limit(workdir):
+    p = Petrel(workdir, extra_config="[limits]\nmax_connections = 2\n").start()
+    try:
+        a, b = p.connect(), p.connect()
+        assert a.reply()[0] == 220 and b.reply()[0] == 220
+        c = p.connect()
+        code, lines = c.reply()
+        assert code == 421 and lines[0].startswith("421 4.7.0")
+    finally:
+        p.stop()
