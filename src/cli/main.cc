@@ -8,9 +8,10 @@
 #include <thread>
 
 #include "base/log.h"
+#include "cli/queue_cmd.h"
+#include "cli/serve.h"
 #include "cli/spool_cmd.h"
 #include "config/config.h"
-#include "server/server.h"
 
 namespace {
 
@@ -19,20 +20,6 @@ std::string ConfigPath(const std::string& flag) {
   if (!flag.empty()) return flag;
   if (const char* env = std::getenv("PETREL_CONFIG"); env && *env) return env;
   return "petrel.toml";
-}
-
-int Serve(const std::string& path, const std::string& log_level, int threads) {
-  petrel::log::Init(log_level);
-  auto config = petrel::config::LoadConfig(path);
-  if (!config) {
-    std::cerr << config.error().message() << "\n";
-    return 1;
-  }
-  petrel::server::ServerOptions options;
-  options.io_threads = threads;
-  return petrel::server::RunServer(
-      std::make_shared<const petrel::config::Config>(std::move(*config)),
-      options);
 }
 
 int CheckConfig(const std::string& path) {
@@ -51,16 +38,19 @@ int main(int argc, char** argv) {
   CLI::App app{"petrel: a mail transfer agent"};
   app.require_subcommand(1);
   std::string config_flag;
-  app.add_option("--config", config_flag, "configuration file (TOML)");
+  auto add_config = [&config_flag](CLI::App* cmd) {
+    cmd->add_option("--config", config_flag, "configuration file (TOML)");
+  };
+  add_config(&app);
 
   auto* serve = app.add_subcommand("serve", "run the MTA in the foreground");
+  add_config(serve);
   std::string log_level = "info";
   // Half the cores for I/O: the spool's writer thread (fsync) and the
   // kernel's network work need the rest. Measured on 2 cores: 1 I/O thread
   // accepts ~20% more than 2 (bench/README.md).
   int threads = static_cast<int>(
       std::clamp(std::thread::hardware_concurrency() / 2, 1u, 8u));
-  serve->add_option("--config", config_flag, "configuration file (TOML)");
   serve->add_option("--log-level", log_level, "debug, info or warning")
       ->check(CLI::IsMember({"debug", "info", "warning"}));
   serve->add_option("--threads", threads, "I/O threads")
@@ -68,27 +58,75 @@ int main(int argc, char** argv) {
 
   auto* check =
       app.add_subcommand("check-config", "parse and validate the config");
-  check->add_option("--config", config_flag, "configuration file (TOML)");
+  add_config(check);
 
   auto* version = app.add_subcommand("version", "print versions");
+
+  // queue: talks to the running server.
+  auto* queue = app.add_subcommand("queue", "inspect and act on the queue");
+  queue->require_subcommand(1);
+  bool json = false;
+  std::string id;
+  auto* q_list = queue->add_subcommand("list", "one row per queued message");
+  auto* q_show = queue->add_subcommand("show", "envelope, recipients, headers");
+  auto* q_flush = queue->add_subcommand("flush", "retry now (all, or one)");
+  auto* q_hold = queue->add_subcommand("hold", "keep a message from delivery");
+  auto* q_release = queue->add_subcommand("release", "undo hold");
+  auto* q_delete = queue->add_subcommand("delete", "remove a message");
+  auto* q_bounce =
+      queue->add_subcommand("bounce", "fail pending recipients with a DSN");
+  for (auto* c :
+       {q_list, q_show, q_flush, q_hold, q_release, q_delete, q_bounce}) {
+    add_config(c);
+  }
+  q_list->add_flag("--json", json, "JSON output");
+  q_show->add_flag("--json", json, "JSON output");
+  q_show->add_option("id", id, "queue ID")->required();
+  q_flush->add_option("id", id, "queue ID (default: all)");
+  for (auto* c : {q_hold, q_release, q_delete, q_bounce}) {
+    c->add_option("id", id, "queue ID")->required();
+  }
+
+  // sendmail: local submission.
+  auto* sendmail = app.add_subcommand(
+      "sendmail", "sendmail-compatible submission: the message on stdin");
+  add_config(sendmail);
+  petrel::cli::SendmailOptions sm;
+  sendmail->add_flag("-t", sm.recipients_from_headers,
+                     "recipients from To:, Cc:, Bcc:");
+  sendmail->add_flag("-i,--oi", sm.ignore_dots,
+                     "a line with a single dot does not end the message");
+  sendmail->add_option("-f", sm.sender, "envelope sender");
+  sendmail->add_option("recipients", sm.recipients, "recipients");
+  sendmail->allow_extras(false);
 
   auto* spool_cmd = app.add_subcommand(
       "spool", "read the spool of a stopped server (list, cat)");
   spool_cmd->require_subcommand(1);
-  bool json = false;
   auto* spool_list = spool_cmd->add_subcommand("list", "one row per message");
-  spool_list->add_option("--config", config_flag, "configuration file (TOML)");
+  add_config(spool_list);
   spool_list->add_flag("--json", json, "JSON output");
   std::string cat_id;
   auto* spool_cat =
       spool_cmd->add_subcommand("cat", "print a message's content");
   spool_cat->add_option("id", cat_id, "queue ID")->required();
-  spool_cat->add_option("--config", config_flag, "configuration file (TOML)");
+  add_config(spool_cat);
 
   CLI11_PARSE(app, argc, argv);
   const std::string path = ConfigPath(config_flag);
-  if (serve->parsed()) return Serve(path, log_level, threads);
+  if (serve->parsed()) {
+    petrel::log::Init(log_level);
+    return petrel::cli::Serve(path, threads);
+  }
   if (check->parsed()) return CheckConfig(path);
+  if (q_list->parsed()) return petrel::cli::QueueList(path, json);
+  if (q_show->parsed()) return petrel::cli::QueueShow(path, id, json);
+  if (q_flush->parsed()) return petrel::cli::QueueAction(path, "flush", id);
+  if (q_hold->parsed()) return petrel::cli::QueueAction(path, "hold", id);
+  if (q_release->parsed()) return petrel::cli::QueueAction(path, "release", id);
+  if (q_delete->parsed()) return petrel::cli::QueueAction(path, "delete", id);
+  if (q_bounce->parsed()) return petrel::cli::QueueAction(path, "bounce", id);
+  if (sendmail->parsed()) return petrel::cli::Sendmail(path, sm);
   if (spool_list->parsed()) return petrel::cli::SpoolList(path, json);
   if (spool_cat->parsed()) return petrel::cli::SpoolCat(path, cat_id);
   if (version->parsed()) {

@@ -449,6 +449,17 @@ class Checker {
     return StringValue(*n, Join(prefix, name));
   }
 
+  void Bool(const toml::table* t, std::string_view prefix,
+            std::string_view name, bool& out) {
+    const toml::node* n = Get(t, name);
+    if (n == nullptr) return;
+    if (const auto* b = n->as_boolean()) {
+      out = b->get();
+    } else {
+      WrongType(*n, Join(prefix, name), "true or false");
+    }
+  }
+
   template <class T>
   void Integer(const toml::table* t, std::string_view prefix,
                std::string_view name, std::int64_t min, T& out,
@@ -898,7 +909,8 @@ class Checker {
                  "max_recipients_per_transaction", "connect_timeout",
                  "greeting_timeout", "mail_timeout", "rcpt_timeout",
                  "data_init_timeout", "data_block_timeout", "data_end_timeout",
-                 "concurrency_per_destination", "smtp_port", "own_addresses"});
+                 "concurrency_per_destination", "smtp_port", "own_addresses",
+                 "enabled"});
     }
     if (const toml::node* n = Get(t, "retry_schedule")) {
       const std::string key = "delivery.retry_schedule";
@@ -933,6 +945,7 @@ class Checker {
     Integer(t, "delivery", "concurrency_per_destination", 1,
             d.concurrency_per_destination);
     Integer(t, "delivery", "smtp_port", 1, d.smtp_port);
+    Bool(t, "delivery", "enabled", d.enabled);
 
     if (Get(t, "own_addresses") == nullptr) {
       // interface.md: default, the listeners' addresses.

@@ -90,6 +90,9 @@ struct Delivery {
   Seconds data_block_timeout{180};
   Seconds data_end_timeout{600};
   std::uint32_t concurrency_per_destination = 20;
+  // petrel extension: false accepts and spools mail but delivers nothing
+  // (like a Postfix hold queue), for staging and for measuring acceptance.
+  bool enabled = true;
   std::uint16_t smtp_port = 25;
   // IP addresses in canonical form (inet_ntop); default: the listeners'
   // hosts (which may include "0.0.0.0" or "::").

@@ -36,9 +36,6 @@ using asio::ip::tcp;
 using Executor = asio::strand<asio::io_context::executor_type>;
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 
-// How long a stopping server lets messages in flight finish.
-constexpr auto kShutdownGrace = std::chrono::seconds(30);
-
 std::string NowRfc5322() {
   std::time_t t = std::time(nullptr);
   std::tm tm{};
@@ -98,17 +95,21 @@ auto AwaitSpool(asio::any_io_executor ex, SpoolStart* start) {
 class ServerState : public std::enable_shared_from_this<ServerState> {
  public:
   ServerState(asio::io_context& io, std::shared_ptr<const config::Config> c,
-              std::unique_ptr<spool::Spool> spool,
-              std::shared_ptr<tls::ServerContext> tls)
+              spool::Spool& spool, std::shared_ptr<tls::ServerContext> tls,
+              SmtpServer::OnQueued on_queued)
       : io_(io),
         config_(std::move(c)),
         tls_(std::move(tls)),
-        spool_(std::move(spool)) {
+        spool_(spool),
+        on_queued_(std::move(on_queued)) {
     relay_ = std::make_shared<RelayPolicy>(*config_);
   }
 
   asio::io_context& io() { return io_; }
-  spool::Spool& spool() { return *spool_; }
+  spool::Spool& spool() { return spool_; }
+  void Queued(const std::string& id) {
+    if (on_queued_) on_queued_(id);
+  }
 
   struct Snap {
     std::shared_ptr<const config::Config> config;
@@ -187,7 +188,8 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
   std::shared_ptr<const config::Config> config_;
   std::shared_ptr<const RelayPolicy> relay_;
   std::shared_ptr<tls::ServerContext> tls_;
-  std::unique_ptr<spool::Spool> spool_;
+  spool::Spool& spool_;
+  SmtpServer::OnQueued on_queued_;
   std::map<std::string, int> per_ip_;
   std::set<std::shared_ptr<SessionIo>> sessions_;
   long total_ = 0;
@@ -314,7 +316,9 @@ asio::awaitable<void> RunSession(std::shared_ptr<ServerState> state,
         };
         Status st = co_await AwaitSpool(ex, &start);
         writer.reset();
+        const std::string id = m.current_id();
         m.OnCommitDone(st);
+        if (st.ok()) state->Queued(id);
         break;
       }
       case SessionMachine::Action::kAbort:
@@ -396,131 +400,77 @@ asio::awaitable<void> Listen(std::shared_ptr<ServerState> state,
   }
 }
 
+Result<std::shared_ptr<tls::ServerContext>> LoadTls(
+    const config::Config& config) {
+  if (!config.tls) return std::shared_ptr<tls::ServerContext>();
+  return tls::ServerContext::Load(config.tls->certificate,
+                                  config.tls->private_key);
+}
+
 }  // namespace
 
-int RunServer(std::shared_ptr<const config::Config> config,
-              const ServerOptions& options) {
-  spool::SpoolOptions so;
-  so.path = config->spool.path;
-  auto spool = spool::Spool::Open(so);
-  if (!spool) {
-    log::Error("fatal: cannot open spool {}: {}", so.path,
-               spool.error().ToString());
-    return 1;
-  }
-  std::shared_ptr<tls::ServerContext> tls_context;
-  if (config->tls) {
-    auto loaded = tls::ServerContext::Load(config->tls->certificate,
-                                           config->tls->private_key);
-    if (!loaded) {
-      log::Error("fatal: {}", loaded.error().message());
-      return 1;
-    }
-    tls_context = *loaded;
-  }
+struct SmtpServer::Impl {
+  std::shared_ptr<ServerState> state;
+  std::vector<std::shared_ptr<tcp::acceptor>> acceptors;
+};
+
+SmtpServer::SmtpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SmtpServer::~SmtpServer() { StopAccepting(); }
+
+Result<std::unique_ptr<SmtpServer>> SmtpServer::Start(
+    asio::io_context& io, std::shared_ptr<const config::Config> config,
+    spool::Spool& spool, OnQueued on_queued) {
+  auto tls_context = LoadTls(*config);
+  if (!tls_context) return Error(tls_context.error());
   for (const auto& l : config->listeners) {
     if (l.mode != config::ListenerMode::kSmtp) {
-      log::Error(
-          "fatal: listener {}:{}: mode \"{}\" needs AUTH, which petrel "
-          "does not have yet; use mode = \"smtp\"",
-          l.host, l.port, config::ListenerModeName(l.mode));
-      return 1;
+      return Error(Status::InvalidArgument(fmt::format(
+          "listener {}:{}: mode \"{}\" needs AUTH, which petrel does not "
+          "have yet; use mode = \"smtp\"",
+          l.host, l.port, config::ListenerModeName(l.mode))));
     }
   }
-  asio::io_context io;
-  auto state =
-      std::make_shared<ServerState>(io, config, std::move(*spool), tls_context);
-
-  std::vector<std::shared_ptr<tcp::acceptor>> acceptors;
+  auto impl = std::make_unique<Impl>();
+  impl->state = std::make_shared<ServerState>(io, config, spool, *tls_context,
+                                              std::move(on_queued));
   for (const auto& l : config->listeners) {
     boost::system::error_code ec;
     auto addr = asio::ip::make_address(l.host, ec);
-    if (ec) {
-      log::Error("fatal: listener {}: {}", l.host, ec.message());
-      return 1;
-    }
     auto acc = std::make_shared<tcp::acceptor>(io);
     tcp::endpoint ep(addr, l.port);
-    acc->open(ep.protocol(), ec);
+    if (!ec) acc->open(ep.protocol(), ec);
     if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
     if (!ec && addr.is_v6()) acc->set_option(asio::ip::v6_only(true), ec);
     if (!ec) acc->bind(ep, ec);
     if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
-      log::Error("fatal: cannot listen on {}:{}: {}", l.host, l.port,
-                 ec.message());
-      return 1;
+      return Error(Status::IoError(fmt::format("cannot listen on {}:{}: {}",
+                                               l.host, l.port, ec.message())));
     }
-    acceptors.push_back(acc);
-    asio::co_spawn(io, Listen(state, acc), asio::detached);
+    impl->acceptors.push_back(acc);
   }
-
-  asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
-  asio::steady_timer grace(io);
-  std::function<void(boost::system::error_code, int)> on_signal =
-      [&](boost::system::error_code ec, int signo) {
-        if (ec) return;
-        if (signo == SIGHUP) {
-          auto fresh = config::LoadConfig(config->path);
-          if (!fresh) {
-            log::Error("reload: {}; keeping the running config",
-                       fresh.error().message());
-          } else {
-            std::shared_ptr<tls::ServerContext> fresh_tls;
-            if (fresh->tls) {
-              auto loaded = tls::ServerContext::Load(fresh->tls->certificate,
-                                                     fresh->tls->private_key);
-              if (!loaded) {
-                log::Error("reload: {}; keeping the running config",
-                           loaded.error().message());
-                signals.async_wait(on_signal);
-                return;
-              }
-              fresh_tls = *loaded;
-            }
-            state->Reload(
-                std::make_shared<const config::Config>(std::move(*fresh)),
-                fresh_tls);
-            log::Info(
-                "reload: config {} loaded (listener changes need a "
-                "restart)",
-                config->path);
-          }
-          signals.async_wait(on_signal);
-          return;
-        }
-        log::Info("stopping on signal {}", signo);
-        for (auto& a : acceptors) {
-          boost::system::error_code ignored;
-          a->close(ignored);
-        }
-        state->StopSessions();
-        // Wait until the sessions are gone or the grace period is over.
-        asio::co_spawn(
-            io,
-            [&]() -> asio::awaitable<void> {
-              auto deadline = std::chrono::steady_clock::now() + kShutdownGrace;
-              while (state->total() > 0 &&
-                     std::chrono::steady_clock::now() < deadline) {
-                grace.expires_after(std::chrono::milliseconds(50));
-                co_await grace.async_wait(kUseTuple);
-              }
-              io.stop();
-            },
-            asio::detached);
-      };
-  signals.async_wait(on_signal);
-
-  log::Info("ready: {} listener(s), spool {}, {} I/O threads",
-            config->listeners.size(), so.path, options.io_threads);
-  std::vector<std::thread> threads;
-  for (int i = 1; i < options.io_threads; ++i) {
-    threads.emplace_back([&io] { io.run(); });
+  for (auto& acc : impl->acceptors) {
+    asio::co_spawn(io, Listen(impl->state, acc), asio::detached);
   }
-  io.run();
-  for (auto& t : threads) t.join();
-  log::Info("stopped");
-  return 0;
+  return std::unique_ptr<SmtpServer>(new SmtpServer(std::move(impl)));
 }
+
+Status SmtpServer::Reload(std::shared_ptr<const config::Config> config) {
+  auto tls_context = LoadTls(*config);
+  if (!tls_context) return tls_context.error();
+  impl_->state->Reload(std::move(config), *tls_context);
+  return Status::Ok();
+}
+
+void SmtpServer::StopAccepting() {
+  for (auto& a : impl_->acceptors) {
+    boost::system::error_code ignored;
+    a->close(ignored);
+  }
+}
+
+void SmtpServer::StopSessions() { impl_->state->StopSessions(); }
+
+long SmtpServer::sessions() const { return impl_->state->total(); }
 
 }  // namespace petrel::server

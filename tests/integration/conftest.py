@@ -76,6 +76,9 @@ path = "spool"
 local_domains = {json.dumps(list(self.local_domains))}
 trusted_networks = {json.dumps(list(self.trusted))}
 """
+        if "[delivery]" not in self.extra_config:
+            # Receiving tests look at the spool: keep what is accepted there.
+            body += "\n[delivery]\nenabled = false\n"
         with open(self.config_path, "w") as f:
             f.write(body + "\n" + self.extra_config + "\n")
 

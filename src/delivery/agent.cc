@@ -1,0 +1,609 @@
+#include "delivery/agent.h"
+
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <ctime>
+#include <future>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "asio/blocking.h"
+#include "base/log.h"
+#include "base/queue_id.h"
+#include "config/config.h"
+#include "delivery/dsn.h"
+#include "delivery/local.h"
+#include "delivery/outcome.h"
+#include "delivery/router.h"
+#include "delivery/smtp_client.h"
+#include "dns/resolver.h"
+#include "smtp/params.h"
+#include "spool/spool.h"
+
+namespace petrel::delivery {
+
+namespace asio = boost::asio;
+
+namespace {
+
+std::int64_t NowUnix() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+Outcome Make(Verdict v, smtp::EnhancedStatus status, std::string diagnostic) {
+  Outcome o;
+  o.verdict = v;
+  o.status = status;
+  o.detail = diagnostic;
+  o.diagnostic = std::move(diagnostic);
+  return o;
+}
+
+// One line per recipient outcome decided here (not by the SMTP client, which
+// logs its own), Postfix style.
+void LogOutcomes(const spool::Envelope& e, const Outcomes& outcomes,
+                 std::int64_t /*started*/) {
+  for (const auto& [i, o] : outcomes) {
+    LogOutcome(e.id, e.recipients.at(i).address, o, e.arrival_unix);
+  }
+}
+
+// Resolver callbacks run on the resolver's thread: resume on `ex`.
+template <class Result, class Start>
+auto AwaitDns(asio::any_io_executor ex, Start* start) {
+  return asio::async_initiate<decltype(asio::use_awaitable), void(Result)>(
+      [ex, start](auto handler) {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        (*start)([h, ex](Result r) {
+          asio::post(ex,
+                     [h, r = std::move(r)]() mutable { (*h)(std::move(r)); });
+        });
+      },
+      asio::use_awaitable);
+}
+
+// Limits parallel connections per next hop (concurrency_per_destination).
+class DestinationLimits {
+ public:
+  explicit DestinationLimits(std::uint32_t limit) : limit_(limit) {}
+  asio::awaitable<void> Acquire(const std::string& key) {
+    asio::steady_timer wait(co_await asio::this_coro::executor);
+    for (;;) {
+      {
+        std::lock_guard lock(mu_);
+        int& n = active_[key];
+        if (n < static_cast<int>(limit_)) {
+          ++n;
+          co_return;
+        }
+      }
+      wait.expires_after(std::chrono::milliseconds(20));
+      co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+  }
+  void Release(const std::string& key) {
+    std::lock_guard lock(mu_);
+    if (--active_[key] <= 0) active_.erase(key);
+  }
+
+ private:
+  std::uint32_t limit_;
+  std::mutex mu_;
+  std::map<std::string, int> active_;
+};
+
+class AgentImpl : public Agent {
+ public:
+  AgentImpl(asio::io_context& io, std::shared_ptr<const config::Config> config,
+            spool::Spool& spool, BlockingPool& pool,
+            std::unique_ptr<dns::Resolver> resolver, OnNewMessage on_new)
+      : io_(io),
+        config_(std::move(config)),
+        spool_(spool),
+        pool_(pool),
+        resolver_(std::move(resolver)),
+        on_new_(std::move(on_new)),
+        limits_(config_->delivery.concurrency_per_destination) {
+    const auto& d = config_->delivery;
+    client_.helo_name = config_->server.hostname;
+    client_.connect_timeout = d.connect_timeout;
+    client_.greeting_timeout = d.greeting_timeout;
+    client_.mail_timeout = d.mail_timeout;
+    client_.rcpt_timeout = d.rcpt_timeout;
+    client_.data_init_timeout = d.data_init_timeout;
+    client_.data_block_timeout = d.data_block_timeout;
+    client_.data_end_timeout = d.data_end_timeout;
+    client_.max_recipients_per_transaction = d.max_recipients_per_transaction;
+  }
+
+  asio::awaitable<queue::AttemptResult> Attempt(std::string id) override;
+  asio::awaitable<Status> BounceAll(std::string id) override;
+
+ private:
+  struct Work {
+    spool::Envelope envelope;
+    std::shared_ptr<const std::string> content;
+    std::int64_t now = 0;
+    std::vector<std::size_t> failed_now;  // for the failure DSN
+  };
+
+  asio::awaitable<Status> Load(const std::string& id, Work& w);
+  asio::awaitable<void> Persist(Work& w, const Outcomes& outcomes);
+  asio::awaitable<void> DeliverLocalGroup(
+      Work& w, const std::vector<std::size_t>& rcpts,
+      const std::vector<RouteDecision>& routes);
+  asio::awaitable<void> DeliverSmtpGroup(Work& w, const RouteDecision& route,
+                                         const std::vector<std::size_t>& rcpts);
+  asio::awaitable<std::vector<SmtpTarget>> Targets(const RouteDecision& route,
+                                                   Outcome& failure);
+  bool IsOwnAddress(const std::string& ip, std::uint16_t port) const;
+  asio::awaitable<void> SendDsns(Work& w);
+  asio::awaitable<void> SubmitDsn(Work& w, std::vector<std::size_t> rcpts,
+                                  DsnEvent event);
+
+  asio::io_context& io_;
+  std::shared_ptr<const config::Config> config_;
+  spool::Spool& spool_;
+  BlockingPool& pool_;
+  std::unique_ptr<dns::Resolver> resolver_;
+  OnNewMessage on_new_;
+  DestinationLimits limits_;
+  ClientOptions client_;
+};
+
+asio::awaitable<Status> AgentImpl::Load(const std::string& id, Work& w) {
+  Status st;
+  auto content = std::make_shared<std::string>();
+  std::function<void()> work = [&] {
+    auto e = spool_.LoadEnvelope(id);
+    if (!e) {
+      st = e.error();
+      return;
+    }
+    w.envelope = std::move(*e);
+    st = spool_.ReadContent(id, [&](std::string_view piece) {
+      content->append(piece);
+      return Status::Ok();
+    });
+  };
+  co_await pool_.Run(co_await asio::this_coro::executor, &work);
+  w.content = std::move(content);
+  w.now = NowUnix();
+  co_return st;
+}
+
+asio::awaitable<void> AgentImpl::Persist(Work& w, const Outcomes& outcomes) {
+  std::vector<std::pair<std::size_t, spool::Recipient>> changes;
+  for (const auto& [index, o] : outcomes) {
+    spool::Recipient r = w.envelope.recipients.at(index);
+    if (r.state != spool::RecipientState::kPending) continue;  // never twice
+    r.attempts += 1;
+    r.last_attempt_unix = NowUnix();
+    r.last_reply = o.detail.empty() ? o.diagnostic : o.detail;
+    r.remote_mta = o.remote_mta;
+    if (o.verdict == Verdict::kDelivered) {
+      r.state = spool::RecipientState::kDelivered;
+    } else if (o.verdict == Verdict::kFailed) {
+      r.state = spool::RecipientState::kFailed;
+      // Keep what the DSN needs: the status in front of the reply text.
+      r.last_reply = o.status.ToString() + " " + o.diagnostic;
+      w.failed_now.push_back(index);
+    }
+    if (o.possible_duplicate) {
+      log::Warning(
+          "{}: to=<{}>: connection lost after the end of data: "
+          "possible duplicate delivery (RFC 1047)",
+          w.envelope.id, r.address);
+    }
+    w.envelope.recipients[index] = r;
+    changes.emplace_back(index, std::move(r));
+  }
+  if (changes.empty()) co_return;
+  Status st;
+  std::function<void()> work = [&] {
+    st = spool_.UpdateRecipients(w.envelope.id, changes);
+  };
+  co_await pool_.Run(co_await asio::this_coro::executor, &work);
+  if (!st.ok()) {
+    // The delivery happened but we could not record it: it may be repeated
+    // (never lost). Say so loudly.
+    log::Error(
+        "{}: cannot record delivery outcomes: {} (recipients may be "
+        "delivered again)",
+        w.envelope.id, st.ToString());
+  }
+}
+
+bool AgentImpl::IsOwnAddress(const std::string& ip, std::uint16_t port) const {
+  for (const auto& l : config_->listeners) {
+    if (l.host == ip && l.port == port) return true;
+  }
+  for (const auto& a : config_->delivery.own_addresses) {
+    if (a == ip && port == config_->delivery.smtp_port) return true;
+  }
+  return false;
+}
+
+asio::awaitable<std::vector<SmtpTarget>> AgentImpl::Targets(
+    const RouteDecision& route, Outcome& failure) {
+  auto ex = co_await asio::this_coro::executor;
+  std::vector<std::pair<std::string, std::uint16_t>> hosts;  // name, port
+  if (route.kind == RouteDecision::Kind::kStatic) {
+    hosts.emplace_back(route.host, route.port);
+  } else {
+    std::string domain = route.domain;
+    std::function<void(dns::Resolver::MxCallback)> start =
+        [this, domain](dns::Resolver::MxCallback cb) {
+          resolver_->LookupMx(domain, std::move(cb));
+        };
+    dns::MxResult mx = co_await AwaitDns<dns::MxResult>(ex, &start);
+    switch (mx.status) {
+      case dns::DnsStatus::kOk:
+        for (const auto& h : mx.hosts) hosts.emplace_back(h.host, route.port);
+        break;
+      case dns::DnsStatus::kNoData:
+        hosts.emplace_back(domain, route.port);  // implicit MX, RFC 5321 5.1
+        break;
+      case dns::DnsStatus::kNullMx:
+        failure = Make(Verdict::kFailed, {5, 1, 10},
+                       "x-petrel; domain " + domain +
+                           " does not accept mail (null MX, RFC 7505)");
+        co_return std::vector<SmtpTarget>{};
+      case dns::DnsStatus::kNotFound:
+        failure = Make(Verdict::kFailed, {5, 1, 2},
+                       "x-petrel; domain " + domain + " does not exist");
+        co_return std::vector<SmtpTarget>{};
+      default:
+        failure = Make(Verdict::kDeferred, {4, 4, 3},
+                       "x-petrel; MX lookup for " + domain + ": " +
+                           std::string(dns::DnsStatusName(mx.status)));
+        co_return std::vector<SmtpTarget>{};
+    }
+  }
+  std::vector<SmtpTarget> targets;
+  std::string last_error;
+  bool loops = false;
+  for (const auto& [host, port] : hosts) {
+    std::vector<std::string> addresses;
+    if (dns::NormaliseName(host) && host.find(':') == std::string::npos &&
+        !std::all_of(host.begin(), host.end(), [](char c) {
+          return std::isdigit(static_cast<unsigned char>(c)) || c == '.';
+        })) {
+      std::string name = host;
+      std::function<void(dns::Resolver::AddrCallback)> start =
+          [this, name](dns::Resolver::AddrCallback cb) {
+            resolver_->LookupAddresses(name, std::move(cb));
+          };
+      dns::AddrResult a = co_await AwaitDns<dns::AddrResult>(ex, &start);
+      if (a.status != dns::DnsStatus::kOk) {
+        last_error = "address lookup for " + host + ": " +
+                     std::string(dns::DnsStatusName(a.status));
+        if (hosts.size() == 1 && a.status == dns::DnsStatus::kNotFound &&
+            route.kind == RouteDecision::Kind::kMx) {
+          failure = Make(Verdict::kFailed, {5, 1, 2},
+                         "x-petrel; domain " + host + " does not exist");
+          co_return std::vector<SmtpTarget>{};
+        }
+        continue;
+      }
+      addresses = a.addresses;
+    } else {
+      addresses.push_back(host);  // an IP literal
+    }
+    for (const auto& ip : addresses) {
+      if (IsOwnAddress(ip, port)) {
+        loops = true;
+        continue;
+      }
+      targets.push_back(SmtpTarget{host, ip, port});
+    }
+  }
+  if (targets.empty()) {
+    failure = loops ? Make(Verdict::kFailed, {5, 4, 6},
+                           "x-petrel; mail for " + route.domain + route.host +
+                               " loops back to myself")
+                    : Make(Verdict::kDeferred, {4, 4, 3},
+                           "x-petrel; " + (last_error.empty()
+                                               ? std::string("no next hop")
+                                               : last_error));
+  }
+  co_return targets;
+}
+
+asio::awaitable<void> AgentImpl::DeliverSmtpGroup(
+    Work& w, const RouteDecision& route,
+    const std::vector<std::size_t>& rcpts) {
+  auto ex = co_await asio::this_coro::executor;
+  Outcome failure;
+  std::vector<SmtpTarget> targets = co_await Targets(route, failure);
+  if (targets.empty()) {
+    Outcomes all;
+    for (auto i : rcpts) all.emplace_back(i, failure);
+    co_await Persist(w, all);
+    LogOutcomes(w.envelope, all, w.now);
+    co_return;
+  }
+  ClientMessage msg;
+  msg.id = w.envelope.id;
+  msg.sender = w.envelope.sender;
+  msg.smtputf8 = w.envelope.smtputf8;
+  msg.eight_bit_mime = w.envelope.eight_bit_mime;
+  msg.dsn_ret = w.envelope.dsn_ret;
+  msg.dsn_envid = w.envelope.dsn_envid;
+  msg.content = w.content;
+  msg.arrival_unix = w.envelope.arrival_unix;
+  std::set<std::size_t> unsettled(rcpts.begin(), rcpts.end());
+  const std::string key = route.NextHopKey();
+  co_await limits_.Acquire(key);
+  Outcome last =
+      Make(Verdict::kDeferred, {4, 4, 1}, "x-petrel; no host reachable");
+  for (const auto& target : targets) {
+    if (unsettled.empty()) break;
+    msg.recipients.clear();
+    for (auto i : unsettled) {
+      const auto& r = w.envelope.recipients[i];
+      msg.recipients.push_back(ClientRecipient{i, r.address, r.notify,
+                                               r.orcpt_type, r.orcpt_address});
+    }
+    auto conn = co_await SmtpConnection::Open(ex, target, client_);
+    if (!conn) {
+      last = conn.error().outcome;
+      if (conn.error().try_next_host) continue;
+      break;
+    }
+    TransactionDone done = [this, &w,
+                            &unsettled](Outcomes o) -> asio::awaitable<void> {
+      for (const auto& [i, _] : o) unsettled.erase(i);
+      co_await Persist(w, o);
+    };
+    co_await (*conn)->Deliver(msg, done);
+    co_await (*conn)->Quit();
+    if (unsettled.empty()) break;
+    last =
+        Make(Verdict::kDeferred, {4, 4, 2},
+             "x-petrel; connection to " + target.host + "[" + target.address +
+                 "] ended before every recipient was "
+                 "settled");
+  }
+  limits_.Release(key);
+  if (!unsettled.empty()) {
+    Outcomes rest;
+    for (auto i : unsettled) rest.emplace_back(i, last);
+    co_await Persist(w, rest);
+    LogOutcomes(w.envelope, rest, w.now);
+  }
+}
+
+asio::awaitable<void> AgentImpl::DeliverLocalGroup(
+    Work& w, const std::vector<std::size_t>& rcpts,
+    const std::vector<RouteDecision>& routes) {
+  Outcomes outcomes;
+  std::function<void()> work = [&] {
+    for (auto i : rcpts) {
+      outcomes.emplace_back(
+          i, DeliverLocal(*config_, w.envelope, i, routes[i], *w.content));
+    }
+  };
+  co_await pool_.Run(co_await asio::this_coro::executor, &work);
+  co_await Persist(w, outcomes);
+  LogOutcomes(w.envelope, outcomes, w.now);
+}
+
+asio::awaitable<void> AgentImpl::SubmitDsn(Work& w,
+                                           std::vector<std::size_t> rcpts,
+                                           DsnEvent event) {
+  DsnRequest req;
+  req.reporting_mta = config_->server.hostname;
+  req.queue_id = w.envelope.id;
+  req.sender = w.envelope.sender;
+  req.smtputf8 = w.envelope.smtputf8;
+  req.ret = static_cast<smtp::DsnRet>(w.envelope.dsn_ret);
+  req.envid = w.envelope.dsn_envid;
+  req.arrival_unix = w.envelope.arrival_unix;
+  req.content =
+      std::string_view(*w.content)
+          .substr(0, std::min(w.content->size(), kDsnContentReadOctets));
+  req.now_unix = NowUnix();
+  for (auto i : rcpts) {
+    const auto& r = w.envelope.recipients[i];
+    DsnRecipientReport rep;
+    rep.final_recipient = r.address;
+    rep.original_type = r.orcpt_type;
+    rep.original_address = r.orcpt_address;
+    rep.remote_mta = r.remote_mta;
+    rep.last_attempt_unix = r.last_attempt_unix;
+    if (event == DsnEvent::kFailure) {
+      rep.action = DsnAction::kFailed;
+      // last_reply of a failed recipient is "X.Y.Z diagnostic" (Persist).
+      auto space = r.last_reply.find(' ');
+      auto status = smtp::ParseEnhancedStatus(r.last_reply.substr(0, space));
+      rep.status = status.value_or(smtp::EnhancedStatus{5, 0, 0});
+      rep.diagnostic_code = space == std::string::npos
+                                ? r.last_reply
+                                : r.last_reply.substr(space + 1);
+    } else {
+      rep.action = DsnAction::kDelayed;
+      rep.status = {4, 0, 0};
+      rep.diagnostic_code = r.last_reply;
+      rep.will_retry_until_unix = w.envelope.arrival_unix +
+                                  config_->delivery.max_queue_lifetime.count();
+    }
+    req.recipients.push_back(std::move(rep));
+  }
+  Dsn dsn = BuildDsn(req);
+  spool::Envelope e;
+  e.id = NewQueueId();
+  e.sender = "";  // from the null sender: never bounced itself
+  e.smtputf8 = dsn.smtputf8;
+  e.eight_bit_mime = dsn.eight_bit;
+  e.protocol = "local";
+  e.helo = config_->server.hostname;
+  e.arrival_unix = NowUnix();
+  e.next_attempt_unix = e.arrival_unix;
+  spool::Recipient to;
+  to.address = w.envelope.sender;
+  to.notify = smtp::kNotifyNever;
+  e.recipients.push_back(std::move(to));
+  const std::string dsn_id = e.id;
+  Status st;
+  std::function<void()> work = [&] {
+    auto writer = spool_.NewMessage(dsn_id);
+    std::promise<Status> committed;
+    writer->Append(std::move(dsn.message), [](Status) {});
+    writer->Commit(std::move(e), [&](Status s) { committed.set_value(s); });
+    st = committed.get_future().get();
+  };
+  co_await pool_.Run(co_await asio::this_coro::executor, &work);
+  if (!st.ok()) {
+    log::Error("{}: cannot queue the {} notification: {}", w.envelope.id,
+               event == DsnEvent::kFailure ? "failure" : "delay",
+               st.ToString());
+    co_return;
+  }
+  log::Info("{}: sender {} notification: {}", w.envelope.id,
+            event == DsnEvent::kFailure ? "non-delivery" : "delay", dsn_id);
+  if (on_new_) on_new_(dsn_id);
+}
+
+asio::awaitable<void> AgentImpl::SendDsns(Work& w) {
+  // One failure DSN for everything that failed in this attempt.
+  std::vector<std::size_t> failed;
+  for (auto i : w.failed_now) {
+    const auto& r = w.envelope.recipients[i];
+    if (ShouldSendDsn(w.envelope.sender, r.notify, DsnEvent::kFailure)) {
+      failed.push_back(i);
+    }
+  }
+  if (!failed.empty()) co_await SubmitDsn(w, failed, DsnEvent::kFailure);
+
+  // One delay DSN, once, for recipients still pending after the warning time.
+  const auto warn = config_->delivery.delay_warning_after.count();
+  if (warn <= 0 || w.now - w.envelope.arrival_unix < warn) co_return;
+  std::vector<std::size_t> delayed;
+  std::vector<std::pair<std::size_t, spool::Recipient>> marks;
+  for (std::size_t i = 0; i < w.envelope.recipients.size(); ++i) {
+    auto& r = w.envelope.recipients[i];
+    if (r.state != spool::RecipientState::kPending || r.dsn_sent) continue;
+    r.dsn_sent = true;
+    marks.emplace_back(i, r);
+    if (ShouldSendDsn(w.envelope.sender, r.notify, DsnEvent::kDelay)) {
+      delayed.push_back(i);
+    }
+  }
+  if (marks.empty()) co_return;
+  Status st;
+  std::function<void()> work = [&] {
+    st = spool_.UpdateRecipients(w.envelope.id, marks);
+  };
+  co_await pool_.Run(co_await asio::this_coro::executor, &work);
+  if (st.ok() && !delayed.empty()) {
+    co_await SubmitDsn(w, delayed, DsnEvent::kDelay);
+  }
+}
+
+asio::awaitable<queue::AttemptResult> AgentImpl::Attempt(std::string id) {
+  Work w;
+  queue::AttemptResult result;
+  Status st = co_await Load(id, w);
+  if (!st.ok()) {
+    log::Error("{}: cannot read from the spool: {}", id, st.ToString());
+    co_return result;
+  }
+  std::vector<std::size_t> pending;
+  for (std::size_t i = 0; i < w.envelope.recipients.size(); ++i) {
+    if (w.envelope.recipients[i].state == spool::RecipientState::kPending) {
+      pending.push_back(i);
+    }
+  }
+  const auto lifetime = config_->delivery.max_queue_lifetime.count();
+  if (!pending.empty() && w.now - w.envelope.arrival_unix >= lifetime) {
+    Outcomes expired;
+    for (auto i : pending) {
+      const auto& r = w.envelope.recipients[i];
+      Outcome o = Make(
+          Verdict::kFailed, {4, 4, 7},
+          "x-petrel; message expired after " +
+              FormatDuration(Seconds(lifetime)) + " in the queue" +
+              (r.last_reply.empty() ? "" : " (last: " + r.last_reply + ")"));
+      expired.emplace_back(i, o);
+    }
+    co_await Persist(w, expired);
+    LogOutcomes(w.envelope, expired, w.now);
+    pending.clear();
+  }
+
+  std::vector<RouteDecision> routes(w.envelope.recipients.size());
+  std::vector<std::size_t> local;
+  std::map<std::string, std::vector<std::size_t>> smtp_groups;
+  Outcomes refused;
+  for (auto i : pending) {
+    routes[i] = Route(*config_, w.envelope.recipients[i].address);
+    switch (routes[i].kind) {
+      case RouteDecision::Kind::kFail:
+        refused.emplace_back(
+            i, Make(Verdict::kFailed, routes[i].status, routes[i].diagnostic));
+        break;
+      case RouteDecision::Kind::kLocal:
+        local.push_back(i);
+        break;
+      default:
+        smtp_groups[routes[i].NextHopKey()].push_back(i);
+    }
+  }
+  if (!refused.empty()) {
+    co_await Persist(w, refused);
+    LogOutcomes(w.envelope, refused, w.now);
+  }
+  if (!local.empty()) co_await DeliverLocalGroup(w, local, routes);
+  for (auto& [key, rcpts] : smtp_groups) {
+    co_await DeliverSmtpGroup(w, routes[rcpts.front()], rcpts);
+  }
+  co_await SendDsns(w);
+
+  result.finished = true;
+  for (const auto& r : w.envelope.recipients) {
+    result.attempts = std::max(result.attempts, r.attempts);
+    if (r.state == spool::RecipientState::kPending) result.finished = false;
+  }
+  co_return result;
+}
+
+asio::awaitable<Status> AgentImpl::BounceAll(std::string id) {
+  Work w;
+  Status st = co_await Load(id, w);
+  if (!st.ok()) co_return st;
+  Outcomes bounced;
+  for (std::size_t i = 0; i < w.envelope.recipients.size(); ++i) {
+    if (w.envelope.recipients[i].state == spool::RecipientState::kPending) {
+      bounced.emplace_back(i, Make(Verdict::kFailed, {5, 0, 0},
+                                   "x-petrel; bounced by the operator"));
+    }
+  }
+  co_await Persist(w, bounced);
+  LogOutcomes(w.envelope, bounced, w.now);
+  co_await SendDsns(w);
+  co_return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Agent>> NewAgent(
+    asio::io_context& io, std::shared_ptr<const config::Config> config,
+    spool::Spool& spool, BlockingPool& pool, OnNewMessage on_new_message) {
+  dns::ResolverOptions ro;
+  ro.servers = config->dns.servers;
+  auto resolver = dns::Resolver::Create(ro);
+  if (!resolver) {
+    return Error(
+        Status::InvalidArgument("dns.servers: " + resolver.error().message()));
+  }
+  return std::unique_ptr<Agent>(new AgentImpl(io, std::move(config), spool,
+                                              pool, std::move(*resolver),
+                                              std::move(on_new_message)));
+}
+
+}  // namespace petrel::delivery
