@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -96,6 +98,74 @@ class DestinationLimits {
   std::map<std::string, int> active_;
 };
 
+// Open connections waiting for the next message to the same host and port
+// (Postfix's connection cache: smtp_connection_cache_time_limit = 2s).
+class ConnectionCache {
+ public:
+  static constexpr auto kIdleLimit = std::chrono::seconds(2);
+
+  std::unique_ptr<SmtpConnection> Take(const SmtpTarget& t) {
+    std::lock_guard lock(mu_);
+    auto it = idle_.find(Key(t));
+    if (it == idle_.end()) return nullptr;
+    auto conn = std::move(it->second.conn);
+    idle_.erase(it);
+    return conn;
+  }
+  void Put(std::unique_ptr<SmtpConnection> conn) {
+    std::string key = Key(conn->target());  // before conn is moved from
+    std::lock_guard lock(mu_);
+    idle_.emplace(std::move(key),
+                  Idle{std::move(conn), std::chrono::steady_clock::now()});
+  }
+  // Connections idle for longer than the limit (all with `everything`).
+  std::vector<std::unique_ptr<SmtpConnection>> Expired(bool everything) {
+    std::lock_guard lock(mu_);
+    std::vector<std::unique_ptr<SmtpConnection>> out;
+    auto now = std::chrono::steady_clock::now();
+    for (auto it = idle_.begin(); it != idle_.end();) {
+      if (everything || now - it->second.since >= kIdleLimit) {
+        out.push_back(std::move(it->second.conn));
+        it = idle_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    return out;
+  }
+
+ private:
+  static std::string Key(const SmtpTarget& t) {
+    return t.address + "|" + std::to_string(t.port);
+  }
+  struct Idle {
+    std::unique_ptr<SmtpConnection> conn;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::mutex mu_;
+  std::multimap<std::string, Idle> idle_;
+};
+
+asio::awaitable<void> QuitConnection(std::shared_ptr<SmtpConnection> conn) {
+  co_await conn->Quit();
+}
+
+// Closes cached connections once idle too long; runs while the agent does.
+asio::awaitable<void> ReapIdle(std::shared_ptr<ConnectionCache> cache,
+                               std::shared_ptr<bool> stop) {
+  auto ex = co_await asio::this_coro::executor;
+  asio::steady_timer tick(ex);
+  while (!*stop) {
+    tick.expires_after(std::chrono::milliseconds(500));
+    co_await tick.async_wait(asio::as_tuple(asio::use_awaitable));
+    for (auto& c : cache->Expired(*stop)) {
+      asio::co_spawn(
+          ex, QuitConnection(std::shared_ptr<SmtpConnection>(std::move(c))),
+          asio::detached);
+    }
+  }
+}
+
 class AgentImpl : public Agent {
  public:
   AgentImpl(asio::io_context& io, std::shared_ptr<const config::Config> config,
@@ -118,7 +188,9 @@ class AgentImpl : public Agent {
     client_.data_block_timeout = d.data_block_timeout;
     client_.data_end_timeout = d.data_end_timeout;
     client_.max_recipients_per_transaction = d.max_recipients_per_transaction;
+    asio::co_spawn(io_, ReapIdle(cache_, stop_), asio::detached);
   }
+  ~AgentImpl() override { *stop_ = true; }
 
   asio::awaitable<queue::AttemptResult> Attempt(std::string id) override;
   asio::awaitable<Status> BounceAll(std::string id) override;
@@ -153,6 +225,9 @@ class AgentImpl : public Agent {
   OnNewMessage on_new_;
   DestinationLimits limits_;
   ClientOptions client_;
+  std::shared_ptr<ConnectionCache> cache_ =
+      std::make_shared<ConnectionCache>();
+  std::shared_ptr<bool> stop_ = std::make_shared<bool>(false);
 };
 
 asio::awaitable<Status> AgentImpl::Load(const std::string& id, Work& w) {
@@ -349,19 +424,27 @@ asio::awaitable<void> AgentImpl::DeliverSmtpGroup(
       msg.recipients.push_back(ClientRecipient{i, r.address, r.notify,
                                                r.orcpt_type, r.orcpt_address});
     }
-    auto conn = co_await SmtpConnection::Open(ex, target, client_);
+    std::unique_ptr<SmtpConnection> conn = cache_->Take(target);
     if (!conn) {
-      last = conn.error().outcome;
-      if (conn.error().try_next_host) continue;
-      break;
+      auto opened = co_await SmtpConnection::Open(ex, target, client_);
+      if (!opened) {
+        last = opened.error().outcome;
+        if (opened.error().try_next_host) continue;
+        break;
+      }
+      conn = std::move(*opened);
     }
     TransactionDone done = [this, &w,
                             &unsettled](Outcomes o) -> asio::awaitable<void> {
       for (const auto& [i, _] : o) unsettled.erase(i);
       co_await Persist(w, o);
     };
-    co_await (*conn)->Deliver(msg, done);
-    co_await (*conn)->Quit();
+    co_await conn->Deliver(msg, done);
+    if (conn->usable()) {
+      cache_->Put(std::move(conn));  // the next message to this host reuses it
+    } else {
+      co_await conn->Quit();
+    }
     if (unsettled.empty()) break;
     last =
         Make(Verdict::kDeferred, {4, 4, 2},

@@ -1264,7 +1264,7 @@ class PeerProcess:
     start(), .port, stats() (reads the state file), stop(), wait_for()."""
 
     def __init__(self, scenario="accept", state_path=None, host="127.0.0.1",
-                 python=None, **options):
+                 python=None, port=0, **options):
         if state_path is None:
             raise ValueError("PeerProcess needs a state_path")
         self.scenario = scenario
@@ -1273,7 +1273,7 @@ class PeerProcess:
         self.port = None
         self.proc = None
         self.args = [python or sys.executable, os.path.abspath(__file__),
-                     "--port", "0", "--host", host, "--script", scenario,
+                     "--port", str(port), "--host", host, "--script", scenario,
                      "--state", state_path] + options_to_args(options)
         self.log_path = state_path + ".log"
 

@@ -1,0 +1,345 @@
+"""A private, loopback-only Postfix instance for petrel's interop tests.
+
+    from postfix_instance import PostfixInstance, PostfixUnavailable
+
+    with PostfixInstance(mode="hold") as pf:            # or mode="relay",
+        ... smtplib.SMTP("127.0.0.1", pf.port) ...      # relayhost="127.0.0.1:N"
+        pf.wait_queue(lambda q: ..., what="...")        # postqueue -j, parsed
+
+The same approach as bench/run: its own config_directory, queue_directory
+and data_directory in a fresh temporary directory (the system's /etc/postfix
+is never read, the system instance is never touched), main.cf and master.cf
+written from scratch so that the only inet service is one smtpd on
+127.0.0.1:PORT (a free port; never port 25), no chroot, no DNS
+(smtp_dns_support_level = disabled, smtp_host_lookup = native), logging to a
+file in the instance through postlogd.
+
+Modes:
+  hold   every message accepted by smtpd goes to the hold queue
+         (smtpd_end_of_data_restrictions = check_client_access static:HOLD);
+         nothing is delivered. Read it with queue() (postqueue -j) and
+         content(queue_id) (postcat).
+  relay  every message goes to relayhost ("host:port", sent as
+         [host]:port, so no MX lookup) through Postfix's smtp client.
+
+Processes: `postfix check` creates the queue, then the master daemon runs as
+a direct child of this process in the foreground (master -s) with
+PR_SET_PDEATHSIG, so it dies with the test process even when that is killed;
+its children (smtpd, qmgr, ...) exit when the master goes away. stop() (also
+at interpreter exit and on leaving the with-block) sends SIGTERM, waits, then
+SIGKILLs whatever is left of the instance, and removes the directory.
+
+Needs root (the master runs as root and drops to mail_owner = postfix), the
+postfix user and the postdrop group. available() says whether it can run;
+start() raises PostfixUnavailable when it cannot start, so tests can skip.
+"""
+import atexit
+import ctypes
+import json
+import os
+import pwd
+import grp
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+POSTFIX = "/usr/sbin/postfix"
+POSTCONF = "/usr/sbin/postconf"
+POSTQUEUE = "/usr/sbin/postqueue"
+POSTCAT = "/usr/sbin/postcat"
+
+_RUNNING = []
+
+
+class PostfixUnavailable(RuntimeError):
+    """Postfix is not installed or this instance could not start."""
+
+
+def _die_with_parent():
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _free_port(host="127.0.0.1"):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _run(args, timeout=60, check=True):
+    r = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise PostfixUnavailable(f"{' '.join(args)} failed ({r.returncode}): "
+                                 f"{r.stdout}{r.stderr}")
+    return r
+
+
+def why_unavailable():
+    """None if a private instance can run here, else the reason."""
+    for b in (POSTFIX, POSTCONF, POSTQUEUE, POSTCAT):
+        if not os.access(b, os.X_OK):
+            return f"{b} is not installed"
+    if os.geteuid() != 0:
+        return "a Postfix instance needs root"
+    try:
+        pwd.getpwnam("postfix")
+        grp.getgrnam("postdrop")
+    except KeyError as e:
+        return f"no {e} user/group"
+    return None
+
+
+def available():
+    return why_unavailable() is None
+
+
+class PostfixInstance:
+    MASTER_CF = """\
+# service type  private unpriv  chroot  wakeup  maxproc command
+127.0.0.1:{port} inet n  -       n       -       -       smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+"""
+
+    def __init__(self, mode="hold", relayhost=None, myhostname="postfix.example.org",
+                 extra_settings=(), start=True):
+        if mode not in ("hold", "relay"):
+            raise ValueError(f"mode must be hold or relay, not {mode!r}")
+        if mode == "relay" and not relayhost:
+            raise ValueError("mode relay needs relayhost='host:port'")
+        if relayhost:
+            h = relayhost.rsplit(":", 1)[0]
+            if not (h == "127.0.0.1" or h.startswith("127.")):
+                raise ValueError(f"relayhost must be on loopback, not {relayhost!r}")
+        self.mode = mode
+        self.relayhost = relayhost
+        self.myhostname = myhostname
+        self.extra_settings = list(extra_settings)
+        self.port = None
+        self.proc = None
+        self.dir = None
+        if start:
+            self.start()
+
+    # ---- paths -------------------------------------------------------------
+
+    @property
+    def etc(self):
+        return os.path.join(self.dir, "etc")
+
+    @property
+    def queue_dir(self):
+        return os.path.join(self.dir, "queue")
+
+    @property
+    def log_path(self):
+        return os.path.join(self.dir, "log", "postfix.log")
+
+    # ---- lifecycle ---------------------------------------------------------
+
+    def settings(self):
+        s = [
+            "compatibility_level = 3.6",
+            f"config_directory = {self.etc}",
+            f"queue_directory = {self.queue_dir}",
+            f"data_directory = {os.path.join(self.dir, 'data')}",
+            "mail_owner = postfix",
+            "setgid_group = postdrop",
+            # Loopback only; the one inet service is in master.cf.
+            "inet_interfaces = 127.0.0.1",
+            "inet_protocols = ipv4",
+            "mynetworks = 127.0.0.0/8",
+            f"myhostname = {self.myhostname}",
+            "mydomain = postfix.invalid",
+            "myorigin = postfix.invalid",
+            # Nothing is local: every domain is relayed (mynetworks may).
+            "mydestination =",
+            "local_recipient_maps =",
+            "local_transport = error:5.1.1 no local delivery here",
+            "alias_maps =",
+            "alias_database =",
+            "smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination",
+            "smtpd_recipient_limit = 1000",
+            "message_size_limit = 10240000",
+            "in_flow_delay = 0",
+            # No DNS at all.
+            "smtpd_peername_lookup = no",
+            "smtp_host_lookup = native",
+            "lmtp_host_lookup = native",
+            "smtp_dns_support_level = disabled",
+            "biff = no",
+            # Retry quickly if the next hop is briefly unavailable.
+            "queue_run_delay = 2s",
+            "minimal_backoff_time = 2s",
+            "maximal_backoff_time = 4s",
+            f"maillog_file = {self.log_path}",
+            f"maillog_file_prefixes = {self.dir}",
+        ]
+        if self.mode == "hold":
+            s.append("smtpd_end_of_data_restrictions = check_client_access static:HOLD")
+        else:
+            host, port = self.relayhost.rsplit(":", 1)
+            s.append(f"relayhost = [{host}]:{port}")
+        return s + self.extra_settings
+
+    def start(self, timeout=60.0):
+        reason = why_unavailable()
+        if reason:
+            raise PostfixUnavailable(reason)
+        self.dir = tempfile.mkdtemp(prefix="petrel-postfix-")
+        os.chmod(self.dir, 0o755)   # Postfix daemons (user postfix) reach the queue
+        _RUNNING.append(self)
+        for sub in ("etc", "queue", "data", "log"):
+            os.makedirs(os.path.join(self.dir, sub))
+        shutil.chown(os.path.join(self.dir, "data"), "postfix")
+        self.port = _free_port()
+        with open(os.path.join(self.etc, "main.cf"), "w"):
+            pass
+        with open(os.path.join(self.etc, "master.cf"), "w") as f:
+            f.write(self.MASTER_CF.format(port=self.port))
+        _run([POSTCONF, "-c", self.etc, "-e", *self.settings()])
+        # Creates the queue directories with the right owners (post-install).
+        _run([POSTFIX, "-c", self.etc, "check"], check=False)
+        env = dict(os.environ, MAIL_CONFIG=self.etc)
+        daemon_dir = _run([POSTCONF, "-c", self.etc, "-h", "daemon_directory"]).stdout.strip()
+        self._out = open(os.path.join(self.dir, "log", "master.out"), "ab")
+        self.proc = subprocess.Popen(
+            [os.path.join(daemon_dir, "master"), "-c", self.etc, "-s"],
+            stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT,
+            env=env, preexec_fn=_die_with_parent)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+                    s.settimeout(10)
+                    if s.recv(512).startswith(b"220"):
+                        return self
+            except OSError:
+                time.sleep(0.1)
+        out = self.log()[-3000:]
+        self.stop()
+        raise PostfixUnavailable(f"private Postfix did not start:\n{out}")
+
+    def stop(self, timeout=30.0):
+        """Stops the master and every process of this instance; removes the
+        directory. Idempotent."""
+        if self.proc is not None:
+            children = self._children()
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            deadline = time.monotonic() + 10
+            for pid in children:
+                while time.monotonic() < deadline and _alive(pid):
+                    time.sleep(0.05)
+                if _alive(pid):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            self.proc = None
+            self._out.close()
+        if self in _RUNNING:
+            _RUNNING.remove(self)
+        if self.dir is not None:
+            if os.environ.get("PETREL_KEEP_POSTFIX"):
+                print(f"kept {self.dir}")
+            else:
+                shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+    def _children(self):
+        """PIDs of the master's children (smtpd, qmgr, ...)."""
+        if self.proc is None:
+            return []
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.proc.pid)],
+                             capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+
+    def __enter__(self):
+        return self if self.proc is not None else self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # ---- reading the instance ----------------------------------------------
+
+    def log(self):
+        parts = []
+        for name in ("postfix.log", "master.out"):
+            try:
+                with open(os.path.join(self.dir, "log", name), errors="replace") as f:
+                    parts.append(f.read())
+            except (FileNotFoundError, TypeError):
+                pass
+        return "\n".join(parts)
+
+    def queue(self):
+        """postqueue -j: one dict per queued message (queue_name, queue_id,
+        sender, recipients [{address, ...}], ...)."""
+        r = _run([POSTQUEUE, "-c", self.etc, "-j"])
+        return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+    def content(self, queue_id):
+        """The message (headers and body) of a queued message, as bytes with
+        LF line ends (postcat -bh)."""
+        r = subprocess.run([POSTCAT, "-c", self.etc, "-bh", "-q", queue_id],
+                           capture_output=True, timeout=60)
+        if r.returncode != 0:
+            raise AssertionError(f"postcat {queue_id}: {r.stderr!r}")
+        return r.stdout
+
+    def wait_queue(self, predicate, timeout=120.0, what="the Postfix queue"):
+        deadline = time.monotonic() + timeout
+        q = None
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                raise AssertionError("Postfix master exited:\n" + self.log()[-3000:])
+            q = self.queue()
+            if predicate(q):
+                return q
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}; queue: {q}\n"
+                             + self.log()[-3000:])
+
+
+def _alive(pid):
+    """True if pid still runs (and is not a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except (FileNotFoundError, IndexError, ProcessLookupError):
+        return False
+
+
+@atexit.register
+def _stop_all():
+    for pf in list(_RUNNING):
+        pf.stop()
