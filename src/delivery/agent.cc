@@ -170,12 +170,14 @@ class AgentImpl : public Agent {
  public:
   AgentImpl(asio::io_context& io, std::shared_ptr<const config::Config> config,
             spool::Spool& spool, BlockingPool& pool,
-            std::unique_ptr<dns::Resolver> resolver, OnNewMessage on_new)
+            std::unique_ptr<dns::Resolver> resolver, Aliases aliases,
+            OnNewMessage on_new)
       : io_(io),
         config_(std::move(config)),
         spool_(spool),
         pool_(pool),
         resolver_(std::move(resolver)),
+        aliases_(std::move(aliases)),
         on_new_(std::move(on_new)),
         limits_(config_->delivery.concurrency_per_destination) {
     const auto& d = config_->delivery;
@@ -216,17 +218,19 @@ class AgentImpl : public Agent {
   asio::awaitable<void> SendDsns(Work& w);
   asio::awaitable<void> SubmitDsn(Work& w, std::vector<std::size_t> rcpts,
                                   DsnEvent event);
+  asio::awaitable<void> Submit(spool::Envelope e, std::string content,
+                               const std::string& why);
 
   asio::io_context& io_;
   std::shared_ptr<const config::Config> config_;
   spool::Spool& spool_;
   BlockingPool& pool_;
   std::unique_ptr<dns::Resolver> resolver_;
+  Aliases aliases_;
   OnNewMessage on_new_;
   DestinationLimits limits_;
   ClientOptions client_;
-  std::shared_ptr<ConnectionCache> cache_ =
-      std::make_shared<ConnectionCache>();
+  std::shared_ptr<ConnectionCache> cache_ = std::make_shared<ConnectionCache>();
   std::shared_ptr<bool> stop_ = std::make_shared<bool>(false);
 };
 
@@ -465,15 +469,69 @@ asio::awaitable<void> AgentImpl::DeliverLocalGroup(
     Work& w, const std::vector<std::size_t>& rcpts,
     const std::vector<RouteDecision>& routes) {
   Outcomes outcomes;
+  std::vector<std::vector<std::string>> forwards;
   std::function<void()> work = [&] {
     for (auto i : rcpts) {
-      outcomes.emplace_back(
-          i, DeliverLocal(*config_, w.envelope, i, routes[i], *w.content));
+      std::vector<std::string> forward;
+      outcomes.emplace_back(i, DeliverLocal(*config_, aliases_, w.envelope, i,
+                                            routes[i], *w.content, forward));
+      if (outcomes.back().second.verdict == Verdict::kDelivered) {
+        forwards.push_back(std::move(forward));
+      }
     }
   };
   co_await pool_.Run(co_await asio::this_coro::executor, &work);
+  // Alias targets in other domains: one forwarded copy, queued before the
+  // alias recipient is recorded as done (a crash in between forwards twice,
+  // never loses).
+  std::vector<std::string> remote;
+  for (auto& f : forwards) {
+    for (auto& a : f) {
+      if (std::find(remote.begin(), remote.end(), a) == remote.end()) {
+        remote.push_back(std::move(a));
+      }
+    }
+  }
+  if (!remote.empty()) {
+    spool::Envelope e;
+    e.id = NewQueueId();
+    e.sender = w.envelope.sender;
+    e.smtputf8 = w.envelope.smtputf8;
+    e.eight_bit_mime = w.envelope.eight_bit_mime;
+    e.protocol = "local";
+    e.helo = config_->server.hostname;
+    e.arrival_unix = NowUnix();
+    e.next_attempt_unix = e.arrival_unix;
+    for (auto& a : remote) {
+      spool::Recipient r;
+      r.address = std::move(a);
+      e.recipients.push_back(std::move(r));
+    }
+    co_await Submit(std::move(e), *w.content,
+                    "alias expansion of " + w.envelope.id);
+  }
   co_await Persist(w, outcomes);
   LogOutcomes(w.envelope, outcomes, w.now);
+}
+
+asio::awaitable<void> AgentImpl::Submit(spool::Envelope e, std::string content,
+                                        const std::string& why) {
+  const std::string id = e.id;
+  Status st;
+  std::function<void()> work = [&] {
+    auto writer = spool_.NewMessage(id);
+    std::promise<Status> committed;
+    writer->Append(std::move(content), [](Status) {});
+    writer->Commit(std::move(e), [&](Status s) { committed.set_value(s); });
+    st = committed.get_future().get();
+  };
+  co_await pool_.Run(co_await asio::this_coro::executor, &work);
+  if (!st.ok()) {
+    log::Error("cannot queue the message for {}: {}", why, st.ToString());
+    co_return;
+  }
+  log::Info("{}: queued for {}", id, why);
+  if (on_new_) on_new_(id);
 }
 
 asio::awaitable<void> AgentImpl::SubmitDsn(Work& w,
@@ -531,25 +589,10 @@ asio::awaitable<void> AgentImpl::SubmitDsn(Work& w,
   to.address = w.envelope.sender;
   to.notify = smtp::kNotifyNever;
   e.recipients.push_back(std::move(to));
-  const std::string dsn_id = e.id;
-  Status st;
-  std::function<void()> work = [&] {
-    auto writer = spool_.NewMessage(dsn_id);
-    std::promise<Status> committed;
-    writer->Append(std::move(dsn.message), [](Status) {});
-    writer->Commit(std::move(e), [&](Status s) { committed.set_value(s); });
-    st = committed.get_future().get();
-  };
-  co_await pool_.Run(co_await asio::this_coro::executor, &work);
-  if (!st.ok()) {
-    log::Error("{}: cannot queue the {} notification: {}", w.envelope.id,
-               event == DsnEvent::kFailure ? "failure" : "delay",
-               st.ToString());
-    co_return;
-  }
-  log::Info("{}: sender {} notification: {}", w.envelope.id,
-            event == DsnEvent::kFailure ? "non-delivery" : "delay", dsn_id);
-  if (on_new_) on_new_(dsn_id);
+  co_await Submit(
+      std::move(e), std::move(dsn.message),
+      std::string(event == DsnEvent::kFailure ? "non-delivery" : "delay") +
+          " notification of " + w.envelope.id);
 }
 
 asio::awaitable<void> AgentImpl::SendDsns(Work& w) {
@@ -684,9 +727,18 @@ Result<std::unique_ptr<Agent>> NewAgent(
     return Error(
         Status::InvalidArgument("dns.servers: " + resolver.error().message()));
   }
-  return std::unique_ptr<Agent>(new AgentImpl(io, std::move(config), spool,
-                                              pool, std::move(*resolver),
-                                              std::move(on_new_message)));
+  Aliases aliases;
+  if (!config->local.aliases.empty()) {
+    auto loaded = Aliases::Load(config->local.aliases);
+    if (!loaded) {
+      return Error(Status::InvalidArgument("local.aliases: " +
+                                           loaded.error().message()));
+    }
+    aliases = std::move(*loaded);
+  }
+  return std::unique_ptr<Agent>(
+      new AgentImpl(io, std::move(config), spool, pool, std::move(*resolver),
+                    std::move(aliases), std::move(on_new_message)));
 }
 
 }  // namespace petrel::delivery
