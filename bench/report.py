@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Formats bench/run's raw results: two tables on stdout, Markdown and JSON.
+"""Formats bench/run's raw results: three tables on stdout, Markdown and JSON.
 
 Inputs (tab-separated, written by bench/run):
   --results  server, case, size, sessions, rcpts, msgs, secs, done, status,
@@ -8,6 +8,11 @@ Inputs (tab-separated, written by bench/run):
              down: the server had died before the step)
   --memory   server, sessions, private KiB before, private KiB after, procs
   --meta     key, value
+  --relay    server, case, size, sessions, rcpts, msgs, secs (first submission
+             to last message counted by smtp-sink), delivered (messages the
+             sink counted), status, server CPU s, client CPU s, submit secs
+             (the smtp-source run alone), transactions and sessions counted
+             by the sink, sink CPU s (optional; status as for --results)
 Rates are accepted messages (2xx after the end of DATA) per wall-clock second
 of the smtp-source run. Ratios are petrel/Postfix for both tables: above 1 is
 petrel faster; below 1 is petrel using less memory.
@@ -23,6 +28,11 @@ RATE_TARGETS = {
     "1 KiB x 20 sess x 100 rcpt": 10.0,
 }
 MEMORY_TARGET_KIB = 32.0  # petrel, per idle session
+# Relay (end to end, smtp-source -> server -> smtp-sink): minimum ratios.
+RELAY_TARGETS = {
+    "1 KiB x 20 sess x 1 rcpt": 2.0,
+    "1 KiB x 20 sess x 100 rcpt": 10.0,
+}
 
 
 def read_tsv(path):
@@ -59,6 +69,31 @@ def load(args):
                           "kib_per_session": (a - b) / n, "status": "ok"}
     meta = dict(read_tsv(args.meta))
     return [runs[c] for c in order], memory, meta
+
+
+def load_relay(path):
+    if not path:
+        return []
+    runs, order = {}, []
+    for server, case, size, sess, rcpt, msgs, secs, done, status, scpu, \
+            ccpu, subs, trans, sinks, kcpu in read_tsv(path):
+        if case not in runs:
+            runs[case] = {"case": case, "size_bytes": int(size),
+                          "sessions": int(sess), "recipients": int(rcpt),
+                          "messages": int(msgs)}
+            order.append(case)
+        secs_f, done_i = float(secs), int(done)
+        rate = done_i / secs_f if secs_f > 0 and status in ("ok", "capped") \
+            else None
+        runs[case][server] = {"seconds": secs_f, "delivered": done_i,
+                              "status": status, "msg_per_s": rate,
+                              "submit_seconds": float(subs),
+                              "sink_transactions": int(trans),
+                              "sink_sessions": int(sinks),
+                              "server_cpu_s": float(scpu),
+                              "client_cpu_s": float(ccpu),
+                              "sink_cpu_s": float(kcpu)}
+    return [runs[c] for c in order]
 
 
 def ratio(a, b):
@@ -108,6 +143,42 @@ def rows(runs, memory):
     return rate_rows, mem_rows
 
 
+def relay_rows(relay):
+    out = []
+    for r in relay:
+        p, x = r.get("petrel"), r.get("postfix")
+        q = ratio(p and p["msg_per_s"], x and x["msg_per_s"])
+        target = ""
+        if r["case"] in RELAY_TARGETS:
+            t = RELAY_TARGETS[r["case"]]
+            verdict = "?" if q is None else ("PASS" if q >= t else "FAIL")
+            target = f">= {t:g}x {verdict}"
+        r["ratio"] = q
+        out.append([r["case"], str(r["messages"]), fmt_rate(p), fmt_rate(x),
+                    "-" if q is None else f"{q:.2f}x", target])
+    return out
+
+
+def relay_detail_rows(relay):
+    """Per server: submission time, end-to-end time, what the sink saw, CPU."""
+    out = []
+    for r in relay:
+        for server in ("petrel", "postfix"):
+            x = r.get(server)
+            if x is None:
+                continue
+            n = x["delivered"]
+
+            def ms(key):
+                return f"{1000 * x[key] / n:.2f}" if n else "-"
+            out.append([r["case"], server, x["status"],
+                        f"{x['submit_seconds']:.2f}", f"{x['seconds']:.2f}",
+                        f"{n}/{r['messages']}", str(x["sink_transactions"]),
+                        str(x["sink_sessions"]), ms("server_cpu_s"),
+                        ms("client_cpu_s"), ms("sink_cpu_s")])
+    return out
+
+
 def cpu_rows(runs):
     """CPU milliseconds per accepted message, server and client side."""
     out = []
@@ -129,6 +200,13 @@ RATE_HEAD = ["case", "msgs", "petrel msg/s", "postfix msg/s",
              "petrel/postfix", "target"]
 MEM_HEAD = ["idle sessions", "petrel KiB/session", "postfix KiB/session",
             "petrel/postfix", "target"]
+RELAY_HEAD = ["case", "msgs", "petrel msg/s", "postfix msg/s",
+              "petrel/postfix", "target"]
+RELAY_DETAIL_HEAD = ["case", "server", "status", "submitted s",
+                     "at sink s", "messages at sink", "sink transactions",
+                     "sink sessions", "server ms/msg", "smtp-source ms/msg",
+                     "smtp-sink ms/msg"]
+RELAY_TITLE = "Relay throughput (end to end, via smtp-sink)"
 
 
 def text_table(head, body):
@@ -166,17 +244,34 @@ of all the server's processes with the idle sessions open, minus the same
 before they were opened, divided by their number; kernel socket buffers and
 page tables are not counted for either server."""
 
+RELAY_NOTES = """\
+Relay: a second, fresh instance of each server (new queue; Postfix without
+the hold restriction, petrel with delivery on) relays every message to
+Postfix's smtp-sink on 127.0.0.1, which accepts everything and stores
+nothing. smtp-source submits the messages (20 sessions, recipients
+NNNrcpt@example.net); msg/s is messages counted by the sink (end of DATA)
+divided by the time from just before smtp-source starts until the sink has
+counted the last one (end to end: acceptance, queueing, delivery). Both
+servers send one transaction per message (Postfix:
+smtp_destination_recipient_limit = 100; petrel:
+max_recipients_per_transaction = 100, its default), up to 20 connections to
+the sink at a time (both defaults). `*`: the step hit its time cap; the rate
+counts the messages the sink had counted by then."""
+
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--results", required=True)
     ap.add_argument("--memory", required=True)
     ap.add_argument("--meta", required=True)
+    ap.add_argument("--relay")
     ap.add_argument("--markdown")
     ap.add_argument("--json")
     args = ap.parse_args()
     runs, memory, meta = load(args)
+    relay = load_relay(args.relay)
     rate_rows, mem_rows = rows(runs, memory)
+    rel_rows = relay_rows(relay)
 
     print()
     print("Accepted messages per second (fsync before 250; Postfix: hold queue)")
@@ -185,15 +280,24 @@ def main():
     print("Resident private memory per idle SMTP session")
     print(text_table(MEM_HEAD, mem_rows))
     print()
-    for k in ("postfix_hold", "petrel_spool", "load_before", "load_after",
+    if relay:
+        print(RELAY_TITLE)
+        print(text_table(RELAY_HEAD, rel_rows))
+        print()
+        print(text_table(RELAY_DETAIL_HEAD, relay_detail_rows(relay)))
+        print()
+    for k in ("postfix_hold", "petrel_spool", "relay_postfix", "relay_petrel",
+              "petrel_exit_load", "petrel_exit_relay", "load_before",
+              "load_after", "relay_load_before", "relay_load_after",
               "elapsed_seconds"):
         if k in meta:
             print(f"{k}: {meta[k]}")
+    raw = {"meta": meta, "throughput": runs, "memory": memory,
+           "relay": relay}
 
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"meta": meta, "throughput": runs, "memory": memory},
-                      f, indent=2)
+            json.dump(raw, f, indent=2)
             f.write("\n")
     if args.markdown:
         with open(args.markdown, "w") as f:
@@ -206,6 +310,16 @@ def main():
             f.write("## Memory per idle session\n\n")
             f.write(md_table(MEM_HEAD, mem_rows) + "\n\n")
             f.write(NOTES + "\n\n")
+            if relay:
+                f.write(f"## {RELAY_TITLE}\n\n")
+                f.write(md_table(RELAY_HEAD, rel_rows) + "\n\n")
+                f.write(md_table(RELAY_DETAIL_HEAD,
+                                 relay_detail_rows(relay)) + "\n\n")
+                f.write(RELAY_NOTES + " submitted s: the smtp-source run "
+                        "alone; sink sessions: SMTP sessions the sink saw "
+                        "end during the step (fewer than messages: "
+                        "connections were reused); ms/msg: CPU time per "
+                        "message delivered.\n\n")
             f.write("## CPU time per accepted message\n\n")
             f.write(md_table(CPU_HEAD, cpu_rows(runs)) + "\n\n")
             f.write("User + system CPU of the server's processes and of the "
@@ -213,8 +327,7 @@ def main():
                     "messages accepted. On a 2-core machine the two share "
                     "the cores, so a cheap server leaves more CPU to "
                     "smtp-source.\n\n## Raw\n\n```json\n")
-            json.dump({"meta": meta, "throughput": runs, "memory": memory},
-                      f, indent=2)
+            json.dump(raw, f, indent=2)
             f.write("\n```\n")
     return 0
 

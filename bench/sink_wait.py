@@ -15,13 +15,15 @@ received; its stdout goes to a file that this script reads as it grows.
       waits until mesg >= TARGET and prints "done UNIXTIME SESS MESG", where
       UNIXTIME (time.time(), the same clock as `date +%s.%N`) is when the
       target was first seen; after --timeout seconds prints
-      "timeout UNIXTIME SESS MESG" with the last counters and exits 1.
+      "timeout UNIXTIME SESS MESG" with the last counters and exits 1; on
+      SIGTERM prints "stopped UNIXTIME SESS MESG" and exits 1.
       Polls every 5 ms, so the time is late by at most about 5 ms.
 """
 
 import argparse
 import os
 import re
+import signal
 import sys
 import time
 
@@ -90,6 +92,12 @@ def main():
     if args.target is None:
         ap.error("wait needs TARGET")
     limit = time.monotonic() + (args.timeout or 60.0)
+
+    def stopped(signum, frame):
+        print("stopped", f"{time.time():.6f}", *tail.poll(), flush=True)
+        sys.exit(1)
+
+    signal.signal(signal.SIGTERM, stopped)
     while True:
         sess, mesg = tail.poll()
         if mesg >= args.target:

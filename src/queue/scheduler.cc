@@ -169,6 +169,24 @@ struct Scheduler::State : std::enable_shared_from_this<State> {
         log::Info("{}: removed", id);
       }
     }
+    std::int64_t due = 0;
+    if (!result.finished) {
+      const auto& schedule = self->options.retry_schedule;
+      const std::uint32_t attempts =
+          std::max<std::uint32_t>(result.attempts, 1);
+      const std::size_t step =
+          std::min<std::size_t>(attempts - 1, schedule.size() - 1);
+      due = NowUnix() + schedule[step].count();
+      // Persist the next attempt, so a restart does not retry everything at
+      // once. Best effort: on failure the message is merely tried early.
+      std::function<void()> work = [&] {
+        auto e = self->spool.LoadEnvelope(id);
+        if (!e) return;
+        e->next_attempt_unix = due;
+        (void)self->spool.UpdateEnvelope(*e);
+      };
+      co_await self->pool.Run(self->strand, &work);
+    }
     {
       std::lock_guard lock(self->mu);
       --self->running;
@@ -179,11 +197,8 @@ struct Scheduler::State : std::enable_shared_from_this<State> {
         if (result.finished) {
           self->entries.erase(it);
         } else {
-          const auto& schedule = self->options.retry_schedule;
           e.attempts = std::max(e.attempts + 1, result.attempts);
-          std::size_t step = std::min<std::size_t>(
-              std::max<std::uint32_t>(e.attempts, 1) - 1, schedule.size() - 1);
-          e.due_unix = NowUnix() + schedule[step].count();
+          e.due_unix = due;
           self->MakeReady(e);
         }
       }

@@ -236,7 +236,7 @@ QUEUE_COMMANDS = [("queue", "list"), ("queue", "list", "--json"),
 def _assert_says_not_running(petrel, args):
     r = petrel.cli(*args, check=False)
     assert r.returncode != 0, (args, r.stdout)
-    assert r.stdout.strip() == "" or "--json" not in args, (args, r.stdout)
+    assert r.stdout.strip() == "", (args, r.stdout)
     err = r.stderr.lower()
     assert "petrel" in err and ("running" in err or "reach" in err), (args, r.stderr)
     assert "petrel.sock" in r.stderr, ("names the admin socket", args, r.stderr)
