@@ -56,22 +56,47 @@ struct SessionIo {
   // decrypted bytes, so the shared-buffer trick of plain reads cannot apply).
   std::unique_ptr<tls::ServerStream> tls;
   std::vector<char> tls_buffer;
+  // When the current wait must end (max: nothing is waiting). The timer is
+  // lazy: armed when needed, moved only when a deadline comes earlier than
+  // its expiry, never cancelled per command (cheap pipelined sessions).
+  std::chrono::steady_clock::time_point deadline =
+      std::chrono::steady_clock::time_point::max();
+  std::uint64_t timer_generation = 0;
+  bool timer_running = false;
   bool timed_out = false;
   bool shutdown = false;
   bool awaiting_command = false;  // a read for the next command is pending
 };
 
-void ArmDeadline(const std::shared_ptr<SessionIo>& io,
-                 std::chrono::seconds limit) {
-  io->timed_out = false;
-  io->timer.expires_after(limit);
-  io->timer.async_wait([io](boost::system::error_code ec) {
-    if (!ec) {
+void StartTimer(const std::shared_ptr<SessionIo>& io) {
+  const std::uint64_t generation = ++io->timer_generation;
+  io->timer_running = true;
+  io->timer.expires_at(io->deadline);
+  io->timer.async_wait([io, generation](boost::system::error_code ec) {
+    if (generation != io->timer_generation) return;  // superseded
+    io->timer_running = false;
+    if (ec) return;  // the session is over
+    if (io->deadline == std::chrono::steady_clock::time_point::max()) return;
+    if (std::chrono::steady_clock::now() >= io->deadline) {
       io->timed_out = true;
       boost::system::error_code ignored;
       io->socket.cancel(ignored);
+      return;
     }
+    StartTimer(io);  // the deadline moved later meanwhile
   });
+}
+
+// The wait that starts now must end within `limit`.
+void ArmDeadline(const std::shared_ptr<SessionIo>& io,
+                 std::chrono::seconds limit) {
+  io->timed_out = false;
+  io->deadline = std::chrono::steady_clock::now() + limit;
+  if (!io->timer_running || io->deadline < io->timer.expiry()) StartTimer(io);
+}
+
+void ClearDeadline(const std::shared_ptr<SessionIo>& io) {
+  io->deadline = std::chrono::steady_clock::time_point::max();
 }
 
 // Awaits a spool operation whose completion callback runs on the spool's
@@ -201,16 +226,27 @@ asio::awaitable<bool> Flush(const std::shared_ptr<SessionIo>& io,
                             SessionMachine& m, std::chrono::seconds limit) {
   std::string out = m.TakeOutput();
   if (out.empty()) co_return true;
-  ArmDeadline(io, limit);
   boost::system::error_code ec;
+  std::size_t done = 0;
+  if (!io->tls) {
+    // Replies are small and the socket buffer is nearly always free: write
+    // now, and only wait (with a deadline) if the kernel pushes back.
+    while (done < out.size()) {
+      done += io->socket.write_some(asio::buffer(out) + done, ec);
+      if (ec) break;
+    }
+    if (!ec) co_return true;
+    if (ec != asio::error::would_block) co_return false;
+  }
+  ArmDeadline(io, limit);
   if (io->tls) {
     ec = co_await io->tls->Write(asio::buffer(out));
   } else {
     std::size_t n = 0;
-    std::tie(ec, n) =
-        co_await asio::async_write(io->socket, asio::buffer(out), kUseTuple);
+    std::tie(ec, n) = co_await asio::async_write(
+        io->socket, asio::buffer(out) + done, kUseTuple);
   }
-  io->timer.cancel();
+  ClearDeadline(io);
   co_return !ec;
 }
 
@@ -279,7 +315,7 @@ asio::awaitable<void> RunSession(std::shared_ptr<ServerState> state,
           }
         }
         io->awaiting_command = false;
-        io->timer.cancel();
+        ClearDeadline(io);
         if (ec == asio::error::would_block) continue;
         if (ec) {
           if (io->timed_out) {
@@ -342,7 +378,7 @@ asio::awaitable<void> RunSession(std::shared_ptr<ServerState> state,
         io->tls = std::make_unique<tls::ServerStream>(tls_context, io->socket);
         ArmDeadline(io, command_timeout);
         auto ec = co_await io->tls->Handshake();
-        io->timer.cancel();
+        ClearDeadline(io);
         if (ec) {
           log::Info("TLS handshake with unknown[{}] failed: {}", ip,
                     ec.message());
