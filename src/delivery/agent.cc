@@ -339,7 +339,9 @@ asio::awaitable<std::vector<SmtpTarget>> AgentImpl::Targets(
       default:
         failure = Make(Verdict::kDeferred, {4, 4, 3},
                        "x-petrel; MX lookup for " + domain + ": " +
-                           std::string(dns::DnsStatusName(mx.status)));
+                           (mx.detail.empty()
+                                ? std::string(dns::DnsStatusName(mx.status))
+                                : mx.detail));
         co_return std::vector<SmtpTarget>{};
     }
   }
@@ -360,7 +362,9 @@ asio::awaitable<std::vector<SmtpTarget>> AgentImpl::Targets(
       dns::AddrResult a = co_await AwaitDns<dns::AddrResult>(ex, &start);
       if (a.status != dns::DnsStatus::kOk) {
         last_error = "address lookup for " + host + ": " +
-                     std::string(dns::DnsStatusName(a.status));
+                     (a.detail.empty()
+                          ? std::string(dns::DnsStatusName(a.status))
+                          : a.detail);
         if (hosts.size() == 1 && a.status == dns::DnsStatus::kNotFound &&
             route.kind == RouteDecision::Kind::kMx) {
           failure = Make(Verdict::kFailed, {5, 1, 2},

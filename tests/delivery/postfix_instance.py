@@ -7,8 +7,8 @@
         pf.wait_queue(lambda q: ..., what="...")        # postqueue -j, parsed
 
 The same approach as bench/run: its own config_directory, queue_directory
-and data_directory in a fresh temporary directory (the system's /etc/postfix
-is never read, the system instance is never touched), main.cf and master.cf
+and data_directory in a fresh temporary directory (the system's main.cf and
+master.cf are never used, the system instance is never touched), main.cf and master.cf
 written from scratch so that the only inet service is one smtpd on
 127.0.0.1:PORT (a free port; never port 25), no chroot, no DNS
 (smtp_dns_support_level = disabled, smtp_host_lookup = native), logging to a
@@ -23,18 +23,24 @@ Modes:
          [host]:port, so no MX lookup) through Postfix's smtp client.
 
 Processes: `postfix check` creates the queue, then the master daemon runs as
-a direct child of this process in the foreground (master -s) with
-PR_SET_PDEATHSIG, so it dies with the test process even when that is killed;
-its children (smtpd, qmgr, ...) exit when the master goes away. stop() (also
-at interpreter exit and on leaving the with-block) sends SIGTERM, waits, then
-SIGKILLs whatever is left of the instance, and removes the directory.
+a direct child of this process in the foreground (master -s); it leads its
+own process group, which holds every process of the instance (smtpd, qmgr,
+...). stop() (also at interpreter exit and on leaving the with-block) sends
+SIGTERM to the master, waits, then SIGKILLs whatever is left of that group,
+and removes the directory. A watchdog (a small child process holding the
+read end of a pipe whose write end only this process has) does the same if
+this process dies without stop(), even by SIGKILL: PR_SET_PDEATHSIG cannot
+be used on the master itself, which changes its effective uid and so loses
+it.
+
+PETREL_KEEP_POSTFIX=1 in the environment keeps the directory (configuration,
+queue, log/postfix.log) for inspection.
 
 Needs root (the master runs as root and drops to mail_owner = postfix), the
 postfix user and the postdrop group. available() says whether it can run;
 start() raises PostfixUnavailable when it cannot start, so tests can skip.
 """
 import atexit
-import ctypes
 import json
 import os
 import pwd
@@ -43,6 +49,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -56,11 +63,6 @@ _RUNNING = []
 
 class PostfixUnavailable(RuntimeError):
     """Postfix is not installed or this instance could not start."""
-
-
-def _die_with_parent():
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _free_port(host="127.0.0.1"):
@@ -94,6 +96,33 @@ def why_unavailable():
 
 def available():
     return why_unavailable() is None
+
+
+# Run by the watchdog: argv[1] is the master's PID (= its process group),
+# argv[2] the instance directory. Blocks until stdin reaches EOF (the test
+# process closed it or died), then stops that group (SIGTERM, up to 5 s,
+# SIGKILL) and removes the directory.
+_WATCHDOG = r"""
+import os, shutil, signal, sys, time
+pgid = int(sys.argv[1])
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+while os.read(0, 512):
+    pass
+def kill(sig):
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except ProcessLookupError:
+        return False
+if kill(signal.SIGTERM):
+    end = time.monotonic() + 5
+    while time.monotonic() < end and kill(0):
+        time.sleep(0.05)
+    kill(signal.SIGKILL)
+if not os.environ.get("PETREL_KEEP_POSTFIX"):
+    shutil.rmtree(sys.argv[2], ignore_errors=True)
+"""
 
 
 class PostfixInstance:
@@ -138,6 +167,8 @@ relay     unix  -       -       n       -       -       smtp
         self.port = None
         self.proc = None
         self.dir = None
+        self._watchdog = None
+        self._watch_w = None
         if start:
             self.start()
 
@@ -207,8 +238,16 @@ relay     unix  -       -       n       -       -       smtp
         if reason:
             raise PostfixUnavailable(reason)
         self.dir = tempfile.mkdtemp(prefix="petrel-postfix-")
-        os.chmod(self.dir, 0o755)   # Postfix daemons (user postfix) reach the queue
         _RUNNING.append(self)
+        try:
+            self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self, timeout):
+        os.chmod(self.dir, 0o755)   # Postfix daemons (user postfix) reach the queue
         for sub in ("etc", "queue", "data", "log"):
             os.makedirs(os.path.join(self.dir, sub))
         shutil.chown(os.path.join(self.dir, "data"), "postfix")
@@ -226,7 +265,16 @@ relay     unix  -       -       n       -       -       smtp
         self.proc = subprocess.Popen(
             [os.path.join(daemon_dir, "master"), "-c", self.etc, "-s"],
             stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT,
-            env=env, preexec_fn=_die_with_parent)
+            env=env)
+        # The watchdog must outlive us to clean up: no PR_SET_PDEATHSIG here.
+        r, self._watch_w = os.pipe()   # not inheritable: only we hold the write end
+        try:
+            self._watchdog = subprocess.Popen(
+                [sys.executable, "-c", _WATCHDOG, str(self.proc.pid), self.dir],
+                stdin=r, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True)
+        finally:
+            os.close(r)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -235,18 +283,16 @@ relay     unix  -       -       n       -       -       smtp
                 with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
                     s.settimeout(10)
                     if s.recv(512).startswith(b"220"):
-                        return self
+                        return
             except OSError:
                 time.sleep(0.1)
-        out = self.log()[-3000:]
-        self.stop()
-        raise PostfixUnavailable(f"private Postfix did not start:\n{out}")
+        raise PostfixUnavailable("private Postfix did not start:\n" + self.log()[-3000:])
 
     def stop(self, timeout=30.0):
         """Stops the master and every process of this instance; removes the
         directory. Idempotent."""
         if self.proc is not None:
-            children = self._children()
+            pgid = self.proc.pid   # master -s leads its own process group
             if self.proc.poll() is None:
                 self.proc.send_signal(signal.SIGTERM)
             try:
@@ -254,17 +300,26 @@ relay     unix  -       -       n       -       -       smtp
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+            # The master SIGTERMs its children and exits without waiting.
             deadline = time.monotonic() + 10
-            for pid in children:
-                while time.monotonic() < deadline and _alive(pid):
-                    time.sleep(0.05)
-                if _alive(pid):
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+            while time.monotonic() < deadline and _group_alive(pgid):
+                time.sleep(0.05)
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             self.proc = None
             self._out.close()
+        if self._watch_w is not None:
+            os.close(self._watch_w)        # EOF: the watchdog finds nothing, exits
+            self._watch_w = None
+        if self._watchdog is not None:
+            try:
+                self._watchdog.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self._watchdog.kill()
+                self._watchdog.wait()
+            self._watchdog = None
         if self in _RUNNING:
             _RUNNING.remove(self)
         if self.dir is not None:
@@ -273,14 +328,6 @@ relay     unix  -       -       n       -       -       smtp
             else:
                 shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
-
-    def _children(self):
-        """PIDs of the master's children (smtpd, qmgr, ...)."""
-        if self.proc is None:
-            return []
-        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.proc.pid)],
-                             capture_output=True, text=True).stdout
-        return [int(p) for p in out.split()]
 
     def __enter__(self):
         return self if self.proc is not None else self.start()
@@ -329,14 +376,20 @@ relay     unix  -       -       n       -       -       smtp
                              + self.log()[-3000:])
 
 
-def _alive(pid):
-    """True if pid still runs (and is not a zombie)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
-    except (FileNotFoundError, IndexError, ProcessLookupError):
-        return False
+def _group_alive(pgid):
+    """True if a process of group pgid still runs (zombies do not count)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        # After "(comm)": state, ppid, pgrp, ...
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
 
 
 @atexit.register

@@ -241,18 +241,24 @@ def test_permanent_dns_answer_fails_at_once_with_a_dsn(workdir, start_peer, case
 
 # ---- DNS trouble ---------------------------------------------------------------
 
-@pytest.mark.parametrize("server", ["closed", "silent"])
+@pytest.mark.parametrize("server", ["closed", "silent", "refused"])
 def test_dns_server_not_answering_defers(workdir, server):
     """closed: nothing is bound at the server's port (ICMP port unreachable);
-    silent: a UDP socket is bound there and never answers (timeouts)."""
+    silent: a UDP socket is bound there and never answers (timeouts);
+    refused: dnsmasq answers REFUSED (example.net is in no zone it serves and
+    it has no upstream). All three are transient: defer, no DSN."""
     holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     holder.bind(("127.0.0.1", 0))
-    dns_port = holder.getsockname()[1]
-    if server == "closed":
+    dns_server = f"127.0.0.1:{holder.getsockname()[1]}"
+    dns = None
+    if server != "silent":
         holder.close()
+    if server == "refused":
+        dns = Dnsmasq(host("mx.example.test", MX_A))
+        assert dns.query("example.net", 15)[0] == 5, "REFUSED"
+        dns_server = dns.server
     try:
-        petrel = start_petrel(workdir, f"127.0.0.1:{dns_port}",
-                              common_free_port([MX_A]))
+        petrel = start_petrel(workdir, dns_server, common_free_port([MX_A]))
         rcpt = "bob@example.net"
         content, msgid = make_message(subject=f"DNS server {server}")
         qid, refused = submit(petrel, [rcpt], content)
@@ -272,6 +278,8 @@ def test_dns_server_not_answering_defers(workdir, server):
         petrel.stop()
     finally:
         holder.close()
+        if dns is not None:
+            dns.stop()
     m = assert_spool(petrel, qid, {rcpt: "pending"})
     assert m is not None
     d = m["recipients_detail"][0]
