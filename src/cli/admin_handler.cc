@@ -7,6 +7,7 @@
 #include <future>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "asio/blocking.h"
 #include "base/log.h"
@@ -57,6 +58,30 @@ std::string ToCrlf(std::string_view in) {
   return out;
 }
 
+// True if the header section of `message` (CRLF) has field `name_lower`.
+bool HasField(std::string_view message, std::string_view name_lower) {
+  std::size_t pos = 0;
+  while (pos < message.size()) {
+    std::size_t eol = message.find("\r\n", pos);
+    if (eol == std::string_view::npos) eol = message.size();
+    std::string_view line = message.substr(pos, eol - pos);
+    if (line.empty()) return false;  // end of the header section
+    if (line.size() > name_lower.size() && line[name_lower.size()] == ':') {
+      bool same = true;
+      for (std::size_t i = 0; i < name_lower.size(); ++i) {
+        if (std::tolower(static_cast<unsigned char>(line[i])) !=
+            name_lower[i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return true;
+    }
+    pos = eol + 2;
+  }
+  return false;
+}
+
 }  // namespace
 
 AdminHandler::AdminHandler(asio::io_context& io,
@@ -78,10 +103,18 @@ asio::awaitable<std::string> AdminHandler::Handle(std::string request,
   auto ex = co_await asio::this_coro::executor;
   if (cmd == "ping") co_return json{{"ok", true}}.dump();
 
-  if (cmd != "list" && cmd != "submit" && cmd != "flush" &&
-      !IsValidQueueId(id)) {
+  const bool id_optional =
+      cmd == "list" || cmd == "submit" || (cmd == "flush" && id.empty());
+  if (!id_optional && !IsValidQueueId(id)) {
     co_return Fail("a valid queue ID is needed, got \"" + id + "\"");
   }
+  // What the scheduler knows of `id` (nullopt: not queued).
+  auto entry = [&]() -> std::optional<queue::QueueEntry> {
+    for (auto& e : scheduler_.Snapshot()) {
+      if (e.id == id) return e;
+    }
+    return std::nullopt;
+  };
 
   if (cmd == "list") {
     json rows = json::array();
@@ -137,6 +170,8 @@ asio::awaitable<std::string> AdminHandler::Handle(std::string request,
   }
 
   if (cmd == "flush") {
+    if (!id.empty() && !entry())
+      co_return Fail(id + ": no such message in the queue");
     scheduler_.Flush(id);
     co_return json{{"ok", true}}.dump();
   }
@@ -175,6 +210,13 @@ asio::awaitable<std::string> AdminHandler::Handle(std::string request,
   }
 
   if (cmd == "bounce") {
+    // A bounce during an attempt could report "failed" for a recipient the
+    // attempt is delivering: refuse until it is over.
+    if (auto e = entry(); e && e->running) {
+      co_return Fail(id +
+                     ": a delivery attempt is in progress; try again "
+                     "when it is over");
+    }
     Status st = co_await agent_.BounceAll(id);
     if (!st.ok()) co_return Fail(id + ": " + st.ToString());
     scheduler_.Flush(id);
@@ -201,9 +243,21 @@ asio::awaitable<std::string> AdminHandler::Handle(std::string request,
         co_return Fail("bad recipient <" + r + ">: " + box.error().Text());
     }
     const std::string qid = NewQueueId();
+    std::string body = ToCrlf(payload);
+    // RFC 5322 3.6 wants Date and From; Postfix and OpenSMTPD add them (and
+    // Message-ID) to local submissions that lack them (RFC 6409 8).
+    std::string added;
+    if (!HasField(body, "date")) added += "Date: " + Rfc5322Now() + "\r\n";
+    if (!HasField(body, "message-id")) {
+      added += "Message-ID: <" + qid + "@" + config_->server.hostname + ">\r\n";
+    }
+    if (!HasField(body, "from")) {
+      added +=
+          "From: " + (sender.empty() ? std::string("<>") : sender) + "\r\n";
+    }
     std::string content = "Received: by " + config_->server.hostname +
                           " (petrel) with local id " + qid + ";\r\n\t" +
-                          Rfc5322Now() + "\r\n" + ToCrlf(payload);
+                          Rfc5322Now() + "\r\n" + added + body;
     spool::Envelope e;
     e.id = qid;
     e.sender = sender;

@@ -50,6 +50,8 @@ nlohmann::json EnvelopeJson(const spool::Envelope& e) {
       j["dsn_ret"] = nullptr;
   }
   j["dsn_envid"] = e.dsn_envid;
+  j["held"] = e.held;
+  j["next_attempt"] = e.next_attempt_unix;
   auto rcpts = nlohmann::json::array();
   auto detail = nlohmann::json::array();
   for (const auto& r : e.recipients) {

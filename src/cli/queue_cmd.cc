@@ -135,6 +135,87 @@ int QueueAction(const std::string& config_path, const std::string& action,
 
 namespace {
 
+// The addresses of an RFC 5322 3.4 address-list: display names, comments
+// "(...)", quoted strings and groups ("team: a@b, c@d;", "undisclosed-
+// recipients:;") are understood; each mailbox's addr-spec is returned.
+std::vector<std::string> AddressList(std::string_view value) {
+  std::vector<std::string> out;
+  std::string item;   // the current mailbox, comments removed
+  std::string angle;  // inside <...>
+  bool in_angle = false, quoted = false, has_angle = false;
+  int comment = 0;
+  auto flush = [&] {
+    std::string addr = has_angle ? angle : item;
+    std::string trimmed;
+    bool q = false;
+    for (char c : addr) {
+      if (c == '"') q = !q;
+      if (q || !std::isspace(static_cast<unsigned char>(c))) trimmed += c;
+    }
+    if (!trimmed.empty()) out.push_back(trimmed);
+    item.clear();
+    angle.clear();
+    has_angle = false;
+  };
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    char c = value[i];
+    if (comment > 0) {
+      if (c == '\\' && i + 1 < value.size())
+        ++i;
+      else if (c == '(')
+        ++comment;
+      else if (c == ')')
+        --comment;
+      continue;
+    }
+    if (quoted) {
+      if (c == '\\' && i + 1 < value.size()) {
+        (in_angle ? angle : item) += value.substr(i, 2);
+        ++i;
+        continue;
+      }
+      if (c == '"') quoted = false;
+      (in_angle ? angle : item) += c;
+      continue;
+    }
+    if (in_angle) {
+      if (c == '>')
+        in_angle = false;
+      else if (c == '"') {
+        quoted = true;
+        angle += c;
+      } else
+        angle += c;
+      continue;
+    }
+    switch (c) {
+      case '(':
+        ++comment;
+        break;
+      case '"':
+        quoted = true;
+        item += c;
+        break;
+      case '<':
+        in_angle = true;
+        has_angle = true;
+        angle.clear();
+        break;
+      case ':':
+        item.clear();
+        break;  // a group's display name
+      case ',':
+      case ';':
+        flush();
+        break;
+      default:
+        item += c;
+    }
+  }
+  flush();
+  return out;
+}
+
 // Addresses from To:, Cc: and Bcc: (for -t): "<a@b>" or bare "a@b", comma
 // separated; display names and comments are skipped. Folded lines are
 // joined. Returns the header with Bcc: lines removed.
@@ -167,24 +248,8 @@ std::string TakeHeaderRecipients(const std::string& message,
     const bool cc = lower.rfind("cc:", 0) == 0;
     const bool bcc = lower.rfind("bcc:", 0) == 0;
     if (to || cc || bcc) {
-      std::string value = field.substr(field.find(':') + 1);
-      std::size_t p = 0;
-      while (p < value.size()) {
-        std::size_t comma = value.find(',', p);
-        std::string item = value.substr(
-            p, comma == std::string::npos ? std::string::npos : comma - p);
-        p = comma == std::string::npos ? value.size() : comma + 1;
-        std::string addr;
-        auto lt = item.find('<');
-        auto gt = item.find('>', lt == std::string::npos ? 0 : lt);
-        if (lt != std::string::npos && gt != std::string::npos) {
-          addr = item.substr(lt + 1, gt - lt - 1);
-        } else {
-          for (char c : item) {
-            if (!std::isspace(static_cast<unsigned char>(c))) addr += c;
-          }
-        }
-        if (!addr.empty()) out.push_back(addr);
+      for (auto& a : AddressList(field.substr(field.find(':') + 1))) {
+        out.push_back(std::move(a));
       }
     }
     if (!bcc) kept += field;

@@ -337,11 +337,11 @@ asio::awaitable<std::vector<SmtpTarget>> AgentImpl::Targets(
                        "x-petrel; domain " + domain + " does not exist");
         co_return std::vector<SmtpTarget>{};
       default:
-        failure = Make(Verdict::kDeferred, {4, 4, 3},
-                       "x-petrel; MX lookup for " + domain + ": " +
-                           (mx.detail.empty()
-                                ? std::string(dns::DnsStatusName(mx.status))
-                                : mx.detail));
+        failure = Make(
+            Verdict::kDeferred, {4, 4, 3},
+            "x-petrel; MX lookup for " + domain + ": " +
+                (mx.detail.empty() ? std::string(dns::DnsStatusName(mx.status))
+                                   : mx.detail));
         co_return std::vector<SmtpTarget>{};
     }
   }
@@ -361,10 +361,10 @@ asio::awaitable<std::vector<SmtpTarget>> AgentImpl::Targets(
           };
       dns::AddrResult a = co_await AwaitDns<dns::AddrResult>(ex, &start);
       if (a.status != dns::DnsStatus::kOk) {
-        last_error = "address lookup for " + host + ": " +
-                     (a.detail.empty()
-                          ? std::string(dns::DnsStatusName(a.status))
-                          : a.detail);
+        last_error =
+            "address lookup for " + host + ": " +
+            (a.detail.empty() ? std::string(dns::DnsStatusName(a.status))
+                              : a.detail);
         if (hosts.size() == 1 && a.status == dns::DnsStatus::kNotFound &&
             route.kind == RouteDecision::Kind::kMx) {
           failure = Make(Verdict::kFailed, {5, 1, 2},

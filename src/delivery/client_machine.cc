@@ -22,6 +22,8 @@ ClientState StateFor(Stage stage) {
       return ClientState::kEhlo;
     case Stage::kHelo:
       return ClientState::kHelo;
+    case Stage::kStartTls:
+      return ClientState::kStartTls;
     case Stage::kMail:
       return ClientState::kMail;
     case Stage::kRcpt:
@@ -119,6 +121,7 @@ ClientMachine::ClientMachine(ClientOptions options, std::string remote_mta)
 ClientMachine::Action ClientMachine::action() const {
   if (saving_) return Action::kSaveOutcomes;
   if (closed_) return Action::kClosed;
+  if (starting_tls_) return Action::kStartTls;
   if (!output_.empty()) return Action::kWrite;
   if (sending_content_ && fifo_.empty()) return Action::kWrite;
   if (!fifo_.empty()) return Action::kRead;
@@ -144,6 +147,8 @@ void ClientMachine::SyncState() {
     next = ClientState::kSavingOutcomes;
   } else if (closed_) {
     next = ClientState::kClosed;
+  } else if (starting_tls_) {
+    next = ClientState::kTlsHandshake;
   } else if (!fifo_.empty()) {
     next = StateFor(fifo_.front().stage);
   } else if (sending_content_) {
@@ -176,7 +181,9 @@ std::string ClientMachine::TakeOutput() {
 }
 
 void ClientMachine::Feed(std::string_view bytes) {
-  if (closed_) return;
+  // Nothing is read between the STARTTLS reply and the handshake; a driver
+  // that did would be handing us plaintext the peer may not have sent.
+  if (closed_ || starting_tls_) return;
   parser_.Feed(bytes);
   Pump();
   SyncState();
@@ -187,7 +194,8 @@ void ClientMachine::Feed(std::string_view bytes) {
 // before we ask, or a test feeding a whole dialog at once) wait in the
 // parser for the command they answer.
 void ClientMachine::Pump() {
-  while (!fifo_.empty() && output_.empty() && !closed_ && !saving_) {
+  while (!fifo_.empty() && output_.empty() && !closed_ && !saving_ &&
+         !starting_tls_) {
     auto next = parser_.Next();
     if (!next) {
       const bool after_end =
@@ -222,7 +230,12 @@ void ClientMachine::OnReply(const Pending& pending, const smtp::Reply& reply) {
       if (c.effect == Effect::kProceed) {
         esmtp_ = true;
         extensions_ = smtp::ParseEhloReply(reply);
-        ready_ = true;
+        if (extensions_.starttls && !tls_active_ &&
+            options_.tls_policy == TlsPolicy::kMay) {
+          Send("STARTTLS", {Stage::kStartTls});
+        } else {
+          ready_ = true;
+        }
       } else if (c.effect == Effect::kHeloFallback) {
         Send("HELO " + options_.helo_name, {Stage::kHelo});
       } else {
@@ -235,6 +248,29 @@ void ClientMachine::OnReply(const Pending& pending, const smtp::Reply& reply) {
         return;
       }
       ready_ = true;  // plain SMTP: no extensions, no parameters
+      return;
+    case Stage::kStartTls:
+      if (c.effect == Effect::kProceed) {
+        // Issue 4: the reply is read exactly. Anything after it came before
+        // the handshake, in plaintext, and may be an attacker's: it is
+        // dropped, never parsed as the replies to what we send inside TLS.
+        const std::size_t early = parser_.Buffered();
+        if (early > 0) {
+          discarded_after_starttls_ += early;
+          log::Warning(
+              "{}: discarded {} octets sent after the reply to STARTTLS",
+              remote_mta_, early);
+        }
+        parser_.Reset();
+        starting_tls_ = true;
+      } else if (c.effect == Effect::kStartTlsRefused) {
+        // Policy "may": plaintext, with the extensions already known.
+        log::Info("{}: STARTTLS refused ({}); continuing in plaintext",
+                  remote_mta_, smtp::SanitizeText(reply.Text()));
+        ready_ = true;
+      } else {
+        SiteFailureFromReply(pending.stage, reply);
+      }
       return;
     case Stage::kRset:
       if (c.effect != Effect::kProceed) {
@@ -636,6 +672,29 @@ void ClientMachine::OnConnectionLost(Loss loss, std::string_view error) {
   SiteFailure(TroubleOutcome(trouble, text, remote_mta_,
                              StateInfo(current).may_duplicate),
               TroubleOutcome(trouble, text, remote_mta_));
+  SyncState();
+}
+
+void ClientMachine::OnTlsStarted() {
+  CHECK(starting_tls_ && !closed_);
+  starting_tls_ = false;
+  tls_active_ = true;
+  // RFC 3207 4.2: forget what the server said before TLS, ask again.
+  esmtp_ = false;
+  extensions_ = smtp::EhloExtensions{};
+  Send("EHLO " + options_.helo_name, {Stage::kEhlo});
+  SyncState();
+}
+
+void ClientMachine::OnTlsFailed(std::string_view error) {
+  CHECK(starting_tls_ && !closed_);
+  starting_tls_ = false;
+  tls_failed_ = true;
+  std::string text = "TLS handshake failed with " + remote_mta_;
+  if (!error.empty()) text += ": " + std::string(error);
+  const Outcome outcome =
+      TroubleOutcome(Trouble::kLostConnection, text, remote_mta_);
+  SiteFailure(outcome, outcome);
   SyncState();
 }
 

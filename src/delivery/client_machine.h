@@ -34,8 +34,18 @@
 // Content: DATA with dot-stuffing and CRLF line ends (a bare CR or LF becomes
 // CRLF; a last line without one gets CRLF), or, when the peer offers
 // CHUNKING, BDAT chunks of the same normalised text without dot-stuffing.
-// STARTTLS is not done here (issue 4): the driver's stream is the place a
-// TLS layer slots in; the machine would gain an action for it.
+//
+// STARTTLS (RFC 3207), policy "may" (opportunistic, RFC 7435; Postfix
+// smtp_tls_security_level=may): when the EHLO reply offers STARTTLS and TLS
+// is not yet on, the machine sends STARTTLS. On 2xx it asks the driver for
+// the handshake (action kStartTls); anything the peer sent after that reply
+// is discarded, never read as replies (the response is read exactly:
+// plaintext injected before the handshake, CVE-2011-0411 on the client
+// side). After OnTlsStarted() it forgets the extensions and sends EHLO
+// again (RFC 3207 4.2), and never STARTTLS twice. A refusal (not 421)
+// leaves the session in plaintext with the first EHLO's extensions. A
+// failed handshake (OnTlsFailed()) ends the connection with tls_failed()
+// set: the driver retries the same host at once without STARTTLS.
 //
 // Untrusted input: the peer's replies (bounded by the parser's caps). Not
 // thread-safe; one driver coroutine at a time.
@@ -59,6 +69,12 @@
 
 namespace petrel::delivery {
 
+// Postfix smtp_tls_security_level. Issue 4 adds encrypt and verify.
+enum class TlsPolicy : std::uint8_t {
+  kNone,  // never STARTTLS
+  kMay,   // STARTTLS when offered; certificate checked, logged, not required
+};
+
 struct ClientOptions {
   // Our name in EHLO/HELO.
   std::string helo_name = "localhost";
@@ -66,8 +82,14 @@ struct ClientOptions {
   std::chrono::seconds connect_timeout{30};
   // RFC 5321 4.5.3.2.1: the 220 greeting, 5 minutes.
   std::chrono::seconds greeting_timeout{300};
-  // The EHLO/HELO reply (Postfix smtp_helo_timeout).
+  // The EHLO/HELO reply (Postfix smtp_helo_timeout); also the STARTTLS
+  // reply.
   std::chrono::seconds helo_timeout{300};
+  // The TLS handshake (Postfix smtp_starttls_timeout).
+  std::chrono::seconds starttls_timeout{300};
+  // When to STARTTLS (see above). The driver sets kNone for the plaintext
+  // retry after a failed handshake.
+  TlsPolicy tls_policy = TlsPolicy::kMay;
   // RFC 5321 4.5.3.2.2-4: MAIL 5 min, RCPT 5 min, DATA initiation 2 min.
   std::chrono::seconds mail_timeout{300};
   std::chrono::seconds rcpt_timeout{300};
@@ -113,6 +135,8 @@ enum class ClientState : std::uint8_t {
   kGreeting,        // awaiting the 220
   kEhlo,            // awaiting the EHLO reply
   kHelo,            // awaiting the HELO reply
+  kStartTls,        // awaiting the STARTTLS reply
+  kTlsHandshake,    // the driver is doing the TLS handshake
   kReady,           // between messages or transactions: nothing in flight
   kRset,            // awaiting the RSET reply
   kMail,            // awaiting the MAIL reply (first of a pipelined group)
@@ -136,7 +160,7 @@ struct ClientStateInfo {
   bool may_duplicate;
 };
 
-inline constexpr std::array<ClientStateInfo, 13> kClientStates{{
+inline constexpr std::array<ClientStateInfo, 15> kClientStates{{
     {ClientState::kGreeting, "greeting",
      "receiving the initial server greeting", &ClientOptions::greeting_timeout,
      false},
@@ -144,6 +168,10 @@ inline constexpr std::array<ClientStateInfo, 13> kClientStates{{
      &ClientOptions::helo_timeout, false},
     {ClientState::kHelo, "helo", "performing the HELO handshake",
      &ClientOptions::helo_timeout, false},
+    {ClientState::kStartTls, "starttls", "sending STARTTLS",
+     &ClientOptions::helo_timeout, false},
+    {ClientState::kTlsHandshake, "tls-handshake",
+     "performing the TLS handshake", &ClientOptions::starttls_timeout, false},
     {ClientState::kReady, "ready", "idle", nullptr, false},
     {ClientState::kRset, "rset", "sending RSET", &ClientOptions::rset_timeout,
      false},
@@ -163,6 +191,14 @@ inline constexpr std::array<ClientStateInfo, 13> kClientStates{{
      false},
     {ClientState::kClosed, "closed", "closed", nullptr, false},
 }};
+
+// The table is indexed by the enum.
+static_assert([] {
+  for (std::size_t i = 0; i < kClientStates.size(); ++i) {
+    if (static_cast<std::size_t>(kClientStates[i].state) != i) return false;
+  }
+  return true;
+}());
 
 constexpr const ClientStateInfo& StateInfo(ClientState state) {
   return kClientStates[static_cast<std::size_t>(state)];
@@ -190,6 +226,8 @@ class ClientMachine {
     kWrite,         // write TakeOutput() (limit timeout())
     kRead,          // read some bytes (limit timeout()), then Feed() them
     kSaveOutcomes,  // store TakeOutcomes(), then OnOutcomesSaved()
+    kStartTls,      // TLS handshake (limit timeout()), then OnTlsStarted()
+                    // or OnTlsFailed(); read nothing before it
     kIdle,          // nothing to do: ready for StartMessage() or StartQuit()
     kClosed,        // close the connection
   };
@@ -208,6 +246,20 @@ class ClientMachine {
   void Feed(std::string_view bytes);
   // EOF, a timeout or an I/O error (`error` says which, for the detail).
   void OnConnectionLost(Loss loss, std::string_view error = {});
+  // REQUIRES: action() == kStartTls. The handshake is done: EHLO again.
+  void OnTlsStarted();
+  // REQUIRES: action() == kStartTls. The handshake failed (or timed out):
+  // the connection ends, setup_failure() says why, tls_failed() is set.
+  void OnTlsFailed(std::string_view error);
+  // TLS is on (OnTlsStarted() was called).
+  bool tls_active() const { return tls_active_; }
+  // The handshake failed: under "may", retry the host in plaintext.
+  bool tls_failed() const { return tls_failed_; }
+  // Octets the peer sent after the STARTTLS reply, before the handshake,
+  // that were discarded.
+  std::size_t discarded_after_starttls() const {
+    return discarded_after_starttls_;
+  }
 
   // Greeting and EHLO/HELO done and the connection still usable.
   bool ready() const { return ready_ && !closed_; }
@@ -288,6 +340,10 @@ class ClientMachine {
   bool closed_ = false;
   bool quitting_ = false;
   bool esmtp_ = false;
+  bool starting_tls_ = false;  // STARTTLS accepted, handshake not done
+  bool tls_active_ = false;
+  bool tls_failed_ = false;
+  std::size_t discarded_after_starttls_ = 0;
   smtp::EhloExtensions extensions_;
   std::optional<Outcome> setup_failure_;
   std::size_t transactions_ = 0;

@@ -97,6 +97,12 @@ Result Drive(const Chunks& server,
           m.OnConnectionLost(ClientMachine::Loss::kEof);
         }
         break;
+      case ClientMachine::Action::kStartTls:
+        // The handshake, as the driver would do it: marked in the
+        // transcript; the peer's next chunk is "inside TLS".
+        result.sent += "<TLS>";
+        m.OnTlsStarted();
+        break;
       case ClientMachine::Action::kSaveOutcomes:
         for (const auto& [index, outcome] : m.TakeOutcomes()) {
           result.outcomes += ShowOutcome(index, outcome) + "\n";
@@ -659,6 +665,182 @@ TEST(DataEncoder, ChunksAreNotStuffed) {
   auto bdat = [](const Chunks& c) { return Encode(c, false); };
   EXPECT_EQ(ExpectSameForEverySplit(".\r\n..\nx", bdat), ".\r\n..\r\nx\r\n");
   EXPECT_EQ(ExpectSameForEverySplit("", bdat), "");
+}
+
+// --- STARTTLS (RFC 3207), policy "may" ------------------------------------
+
+const std::string kTxnReplies =
+    "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n250 2.0.0 Ok: queued\r\n"
+    "221 2.0.0 Bye\r\n";
+const std::string kSentInsideTls =
+    "MAIL FROM:<s@example.org> SIZE=21\r\nRCPT TO:<a@x>\r\nDATA\r\n"
+    "Subject: t\r\n\r\nhello\r\n.\r\nQUIT\r\n";
+
+// Every split before the 220 with the rest whole, and every split after it
+// with the part before whole: a split across the 220 would be plaintext
+// injected before the handshake, which is discarded (tested below).
+Result EverySplitAroundTls(const std::string& before, const std::string& after,
+                           const std::vector<const ClientMessage*>& messages) {
+  const Result first = ExpectSameForEverySplit(
+      before,
+      [&](const Chunks& chunks) {
+        Chunks all = chunks;
+        all.push_back(after);
+        return Drive(all, messages);
+      },
+      /*max_three_way=*/0);
+  const Result second = ExpectSameForEverySplit(
+      after,
+      [&](const Chunks& chunks) {
+        Chunks all{before};
+        all.insert(all.end(), chunks.begin(), chunks.end());
+        return Drive(all, messages);
+      },
+      /*max_three_way=*/0);
+  EXPECT_EQ(first, second);
+  return first;
+}
+
+TEST(ClientMachine, StartTlsWhenOfferedThenEhloAgain) {
+  const ClientMessage m = Msg({"a@x"});
+  // Before TLS: no SIZE; inside: SIZE, and STARTTLS again (never sent
+  // twice).
+  const std::string before =
+      kGreeting + Ehlo({"PIPELINING", "STARTTLS"}) + "220 2.0.0 Ready\r\n";
+  const std::string after =
+      Ehlo({"PIPELINING", "SIZE 1000", "STARTTLS"}) + kTxnReplies;
+  const Result r = EverySplitAroundTls(before, after, {&m});
+  EXPECT_EQ(r.sent,
+            "EHLO client.test\r\nSTARTTLS\r\n<TLS>EHLO client.test\r\n" +
+                kSentInsideTls);
+  EXPECT_EQ(r.outcomes, "100 sent 2.0.0 smtp; 250 2.0.0 Ok: queued\n--\n");
+}
+
+TEST(ClientMachine, StartTlsStatesAndTimeouts) {
+  ClientOptions options = Options();
+  options.starttls_timeout = std::chrono::seconds(77);
+  options.helo_timeout = std::chrono::seconds(55);
+  ClientMachine machine(options, "peer.test[127.0.0.1]:25");
+  machine.Feed(kGreeting);
+  EXPECT_EQ(machine.TakeOutput(), "EHLO client.test\r\n");
+  machine.Feed(Ehlo({"STARTTLS", "SIZE 1000"}));
+  EXPECT_FALSE(machine.ready());
+  EXPECT_EQ(machine.TakeOutput(), "STARTTLS\r\n");
+  EXPECT_EQ(machine.state(), ClientState::kStartTls);
+  EXPECT_EQ(machine.timeout(), std::chrono::seconds(55));
+  machine.Feed("220 2.0.0 Ready to start TLS\r\n");
+  ASSERT_EQ(machine.action(), ClientMachine::Action::kStartTls);
+  EXPECT_EQ(machine.state(), ClientState::kTlsHandshake);
+  EXPECT_EQ(machine.timeout(), std::chrono::seconds(77));
+  EXPECT_EQ(machine.discarded_after_starttls(), 0u);
+  machine.OnTlsStarted();
+  EXPECT_TRUE(machine.tls_active());
+  // The extensions from before TLS are forgotten (RFC 3207 4.2).
+  EXPECT_FALSE(machine.esmtp());
+  EXPECT_FALSE(machine.extensions().size);
+  EXPECT_EQ(machine.TakeOutput(), "EHLO client.test\r\n");
+  EXPECT_EQ(machine.state(), ClientState::kEhlo);
+  machine.Feed(Ehlo({"8BITMIME"}));
+  EXPECT_TRUE(machine.ready());
+  EXPECT_TRUE(machine.extensions().eight_bit_mime);
+  EXPECT_EQ(machine.action(), ClientMachine::Action::kIdle);
+}
+
+// Issue 4: the STARTTLS reply is read exactly; a reply the peer (or a man
+// in the middle) put after the 220 in the same segment is discarded and
+// never answers a command sent inside TLS.
+TEST(ClientMachine, BytesAfterThe220AreDiscarded) {
+  const ClientMessage m = Msg({"a@x"});
+  ClientMachine machine(Options(), "peer.test[127.0.0.1]:25");
+  machine.Feed(kGreeting);
+  EXPECT_EQ(machine.TakeOutput(), "EHLO client.test\r\n");
+  machine.Feed(Ehlo({"PIPELINING", "STARTTLS"}));
+  EXPECT_EQ(machine.TakeOutput(), "STARTTLS\r\n");
+  const std::string injected = "250 injected\r\n550 also injected\r\n";
+  machine.Feed("220 Ready\r\n" + injected);
+  ASSERT_EQ(machine.action(), ClientMachine::Action::kStartTls);
+  EXPECT_EQ(machine.discarded_after_starttls(), injected.size());
+  // Bytes fed before the handshake (a driver bug) are ignored too.
+  machine.Feed("250 more\r\n");
+  machine.OnTlsStarted();
+  EXPECT_EQ(machine.TakeOutput(), "EHLO client.test\r\n");
+  EXPECT_EQ(machine.action(), ClientMachine::Action::kRead);
+  machine.Feed(Ehlo({"PIPELINING", "SIZE 1000"}));
+  ASSERT_EQ(machine.action(), ClientMachine::Action::kIdle);
+  machine.StartMessage(m);
+  EXPECT_EQ(machine.TakeOutput(),
+            "MAIL FROM:<s@example.org> SIZE=21\r\nRCPT TO:<a@x>\r\nDATA\r\n");
+  // Nothing buffered answers MAIL: the machine waits for the peer.
+  EXPECT_EQ(machine.action(), ClientMachine::Action::kRead);
+  EXPECT_EQ(machine.state(), ClientState::kMail);
+}
+
+TEST(ClientMachine, InjectedBytesInADialog) {
+  const ClientMessage m = Msg({"a@x"});
+  const Result r = Drive({kGreeting, Ehlo({"PIPELINING", "STARTTLS"}),
+                          "220 Ready\r\n250 injected\r\n",
+                          Ehlo({"PIPELINING", "SIZE 1000"}) + kTxnReplies},
+                         {&m});
+  EXPECT_EQ(r.sent,
+            "EHLO client.test\r\nSTARTTLS\r\n<TLS>EHLO client.test\r\n" +
+                kSentInsideTls);
+  EXPECT_EQ(r.outcomes, "100 sent 2.0.0 smtp; 250 2.0.0 Ok: queued\n--\n");
+}
+
+TEST(ClientMachine, StartTlsRefusedContinuesInPlaintext) {
+  const ClientMessage m = Msg({"a@x"});
+  for (const std::string refusal :
+       {"454 4.7.0 TLS not available due to local problem\r\n",
+        "502 5.5.1 Not implemented\r\n"}) {
+    SCOPED_TRACE(refusal);
+    const std::string server = kGreeting +
+                               Ehlo({"PIPELINING", "STARTTLS", "SIZE 1000"}) +
+                               refusal + kTxnReplies;
+    const Result r = EverySplit(server, {&m});
+    // The first EHLO's extensions (SIZE) are used.
+    EXPECT_EQ(r.sent, "EHLO client.test\r\nSTARTTLS\r\n" + kSentInsideTls);
+    EXPECT_EQ(r.outcomes, "100 sent 2.0.0 smtp; 250 2.0.0 Ok: queued\n--\n");
+  }
+}
+
+TEST(ClientMachine, StartTls421EndsTheConnection) {
+  const ClientMessage m = Msg({"a@x"});
+  const std::string server =
+      kGreeting + Ehlo({"STARTTLS"}) + "421 4.3.2 Shutting down\r\n";
+  const Result r = EverySplit(server, {&m});
+  EXPECT_EQ(r.sent, "EHLO client.test\r\nSTARTTLS\r\n");
+  EXPECT_EQ(r.setup_failure, "0 deferred 4.3.2 smtp; 421 4.3.2 Shutting down");
+}
+
+TEST(ClientMachine, PolicyNoneNeverStartsTls) {
+  const ClientMessage m = Msg({"a@x"});
+  ClientOptions options = Options();
+  options.tls_policy = TlsPolicy::kNone;
+  const std::string server =
+      kGreeting + Ehlo({"PIPELINING", "STARTTLS", "SIZE 1000"}) + kTxnReplies;
+  const Result r = ExpectSameForEverySplit(
+      server, [&](const Chunks& c) { return Drive(c, {&m}, options); }, 0);
+  EXPECT_EQ(r.sent, "EHLO client.test\r\n" + kSentInsideTls);
+}
+
+TEST(ClientMachine, HandshakeFailureEndsTheConnection) {
+  ClientMachine machine(Options(), "peer.test[127.0.0.1]:25");
+  machine.Feed(kGreeting);
+  EXPECT_EQ(machine.TakeOutput(), "EHLO client.test\r\n");
+  machine.Feed(Ehlo({"STARTTLS"}));
+  EXPECT_EQ(machine.TakeOutput(), "STARTTLS\r\n");
+  machine.Feed("220 Ready\r\n");
+  ASSERT_EQ(machine.action(), ClientMachine::Action::kStartTls);
+  machine.OnTlsFailed("wrong version number");
+  EXPECT_EQ(machine.action(), ClientMachine::Action::kClosed);
+  EXPECT_TRUE(machine.tls_failed());
+  EXPECT_FALSE(machine.tls_active());
+  EXPECT_FALSE(machine.ready());
+  ASSERT_TRUE(machine.setup_failure().has_value());
+  EXPECT_EQ(machine.setup_failure()->verdict, Verdict::kDeferred);
+  EXPECT_EQ(machine.setup_failure()->detail,
+            "TLS handshake failed with peer.test[127.0.0.1]:25: wrong "
+            "version number");
 }
 
 }  // namespace

@@ -65,6 +65,8 @@ std::string_view StageCommandName(Stage stage) {
       return "EHLO";
     case Stage::kHelo:
       return "HELO";
+    case Stage::kStartTls:
+      return "STARTTLS";
     case Stage::kMail:
       return "MAIL FROM";
     case Stage::kRcpt:
@@ -99,6 +101,9 @@ Classification ClassifyReply(Stage stage, const smtp::Reply& reply,
       return reply.IsPermanent()
                  ? Classification{Effect::kHeloFallback, Verdict::kDeferred}
                  : Site();
+    case Stage::kStartTls:
+      if (reply.IsPositive()) return Proceed();
+      return {Effect::kStartTlsRefused, Verdict::kDeferred};
     case Stage::kMail:
       if (reply.IsPositive()) return Proceed();
       if (reply.IsIntermediate()) return Site();

@@ -17,6 +17,9 @@
 //    accepted in the transaction (552 after the data: too big, permanent).
 //  - A reply of a class the command cannot have (3xx to MAIL, 2xx to DATA):
 //    a protocol error, the site, deferred.
+//  - STARTTLS: 2xx proceed to the handshake; any other reply but 421 is a
+//    refusal, and what follows is the TLS policy's choice (RFC 3207 4;
+//    "may": carry on in plaintext), not the reply's.
 //  - EHLO refused with 5xx: HELO (RFC 5321 3.2); greeting or HELO refused:
 //    the site, deferred (Postfix's smtp_skip_5xx_greeting: another MX host,
 //    or a later try, may do better).
@@ -67,6 +70,7 @@ enum class Stage : std::uint8_t {
   kGreeting,
   kEhlo,
   kHelo,
+  kStartTls,  // RFC 3207, expecting 220
   kMail,
   kRcpt,
   kData,       // DATA, expecting 354
@@ -81,6 +85,7 @@ std::string_view StageCommandName(Stage stage);
 enum class Effect : std::uint8_t {
   kProceed,            // the positive reply the command expects
   kHeloFallback,       // EHLO refused with 5xx: try HELO
+  kStartTlsRefused,    // STARTTLS refused: the TLS policy decides
   kRecipient,          // RCPT: this recipient alone gets the verdict
   kTooManyRecipients,  // RCPT: stop adding recipients, retry this one later
   kTransaction,        // MAIL: every recipient of the message not yet

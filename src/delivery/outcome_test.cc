@@ -25,6 +25,8 @@ std::string Show(Classification c) {
       return "proceed";
     case Effect::kHeloFallback:
       return "helo";
+    case Effect::kStartTlsRefused:
+      return "starttls-refused";
     case Effect::kRecipient:
       out = "recipient";
       break;
@@ -78,6 +80,11 @@ TEST(ClassifyReply, OtherStages) {
   EXPECT_EQ(show(Stage::kEhlo, "500 What?\r\n"), "helo");
   EXPECT_EQ(show(Stage::kEhlo, "421 bye\r\n"), "site");
   EXPECT_EQ(show(Stage::kEhlo, "450 later\r\n"), "site");
+  EXPECT_EQ(show(Stage::kStartTls, "220 2.0.0 Ready\r\n"), "proceed");
+  EXPECT_EQ(show(Stage::kStartTls, "454 4.7.0 TLS not available\r\n"),
+            "starttls-refused");
+  EXPECT_EQ(show(Stage::kStartTls, "502 5.5.1 no\r\n"), "starttls-refused");
+  EXPECT_EQ(show(Stage::kStartTls, "421 bye\r\n"), "site");
   EXPECT_EQ(show(Stage::kHelo, "550 no\r\n"), "site");
   EXPECT_EQ(show(Stage::kMail, "250 ok\r\n"), "proceed");
   EXPECT_EQ(show(Stage::kMail, "451 later\r\n"), "transaction deferred");

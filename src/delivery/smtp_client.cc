@@ -17,6 +17,7 @@
 
 #include "base/log.h"
 #include "smtp/reply.h"
+#include "tls/tls.h"
 
 namespace petrel::delivery {
 namespace {
@@ -27,9 +28,9 @@ using boost::system::error_code;
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kReadOctets = 16 * 1024;
 
-// The bytes under the machine. Plain TCP today; STARTTLS (issue 4) adds a
-// TLS implementation over the same socket and swaps it in after the
-// handshake. Errors are returned, never thrown.
+// The bytes under the machine: plain TCP, and after STARTTLS a TLS stream
+// over the same socket, swapped in once the handshake is done. Errors are
+// returned, never thrown.
 class Stream {
  public:
   virtual ~Stream() = default;
@@ -61,6 +62,24 @@ class TcpStream final : public Stream {
   tcp::socket& socket_;
 };
 
+class TlsStream final : public Stream {
+ public:
+  explicit TlsStream(std::unique_ptr<tls::ClientStream> tls)
+      : tls_(std::move(tls)) {}
+
+  asio::awaitable<std::pair<error_code, std::size_t>> ReadSome(
+      asio::mutable_buffer buffer) override {
+    return tls_->ReadSome(buffer);
+  }
+
+  asio::awaitable<error_code> Write(asio::const_buffer buffer) override {
+    return tls_->Write(buffer);
+  }
+
+ private:
+  std::unique_ptr<tls::ClientStream> tls_;
+};
+
 }  // namespace
 
 // The socket and its deadline, shared with the timer's handler so that a
@@ -70,6 +89,7 @@ struct SmtpConnection::Io {
   tcp::socket socket;
   asio::steady_timer timer;
   std::unique_ptr<Stream> stream;
+  bool tls = false;
   std::vector<char> buffer;
   bool timed_out = false;
   // Which deadline is current: a timer that fired just before it was
@@ -146,9 +166,39 @@ const smtp::EhloExtensions& SmtpConnection::extensions() const {
 
 bool SmtpConnection::esmtp() const { return machine_.esmtp(); }
 
+bool SmtpConnection::tls_active() const { return io_->tls; }
+
 asio::awaitable<tl::expected<std::unique_ptr<SmtpConnection>, ConnectFailure>>
 SmtpConnection::Open(asio::any_io_executor ex, const SmtpTarget& target,
                      const ClientOptions& options) {
+  using Result = tl::expected<std::unique_ptr<SmtpConnection>, ConnectFailure>;
+  ClientOptions effective = options;
+  if (effective.tls_policy != TlsPolicy::kNone) {
+    const auto context = tls::ClientContext::Shared();
+    if (!context) {
+      log::Warning("{}: TLS is not available ({}); not using STARTTLS",
+                   target.RemoteMta(), context.error().message());
+      effective.tls_policy = TlsPolicy::kNone;
+    }
+  }
+  bool tls_failed = false;
+  asio::awaitable<Result> first_try =
+      OpenOnce(ex, target, effective, &tls_failed);
+  Result first = co_await std::move(first_try);
+  if (first || !tls_failed) co_return std::move(first);
+  // Issue 4, policy "may": a failed handshake retries the same host at
+  // once in plaintext (Postfix does the same for "may"). Once: the retry
+  // never tries STARTTLS.
+  log::Info("{}; retrying in plaintext", first.error().outcome.detail);
+  effective.tls_policy = TlsPolicy::kNone;
+  asio::awaitable<Result> second_try = OpenOnce(ex, target, effective, nullptr);
+  Result second = co_await std::move(second_try);
+  co_return std::move(second);
+}
+
+asio::awaitable<tl::expected<std::unique_ptr<SmtpConnection>, ConnectFailure>>
+SmtpConnection::OpenOnce(asio::any_io_executor ex, const SmtpTarget& target,
+                         const ClientOptions& options, bool* tls_failed) {
   using Result = tl::expected<std::unique_ptr<SmtpConnection>, ConnectFailure>;
   std::unique_ptr<SmtpConnection> conn(new SmtpConnection(ex, target, options));
   const std::string remote = conn->remote_mta_;
@@ -176,11 +226,15 @@ SmtpConnection::Open(asio::any_io_executor ex, const SmtpTarget& target,
   io->socket.set_option(tcp::no_delay(true), ignored);
   io->stream = std::make_unique<TcpStream>(io->socket);
 
-  co_await conn->Run(nullptr, nullptr);  // greeting, EHLO/HELO
+  co_await conn->Run(nullptr, nullptr);  // greeting, EHLO/HELO, STARTTLS
   if (!conn->machine_.ready()) {
     Outcome outcome = conn->machine_.setup_failure().value_or(TroubleOutcome(
         Trouble::kLostConnection, "lost connection with " + remote, remote));
-    log::Info("{}", outcome.detail);
+    if (conn->machine_.tls_failed() && tls_failed != nullptr) {
+      *tls_failed = true;  // Open() logs it with the retry
+    } else {
+      log::Info("{}", outcome.detail);
+    }
     conn->Close();
     Result failed = tl::unexpected(ConnectFailure{std::move(outcome), true});
     co_return std::move(failed);
@@ -289,6 +343,9 @@ asio::awaitable<void> SmtpConnection::Run(const ClientMessage* message,
         machine_.OnOutcomesSaved();
         break;
       }
+      case ClientMachine::Action::kStartTls:
+        co_await StartTls();
+        break;
       case ClientMachine::Action::kIdle:
         co_return;
       case ClientMachine::Action::kClosed:
@@ -296,6 +353,43 @@ asio::awaitable<void> SmtpConnection::Run(const ClientMessage* message,
         co_return;
     }
   }
+}
+
+// The handshake the machine asked for; its result goes back to the machine.
+asio::awaitable<void> SmtpConnection::StartTls() {
+  const auto context = tls::ClientContext::Shared();
+  if (!context) {  // Open() checked; only if that changed
+    machine_.OnTlsFailed(context.error().message());
+    co_return;
+  }
+  auto stream =
+      std::make_unique<tls::ClientStream>(*context, io_->socket, target_.host);
+  ArmDeadline(io_, machine_.timeout());
+  const error_code ec = co_await stream->Handshake();
+  io_->timer.cancel();
+  if (ec) {
+    const std::string why =
+        io_->timed_out ? std::string("handshake timed out") : ec.message();
+    machine_.OnTlsFailed(why);
+    co_return;
+  }
+  // Postfix's words: Verified (the chain is trusted and names the host),
+  // Trusted (the chain only), Untrusted.
+  const char* trust = stream->Verified()  ? "Verified"
+                      : stream->Trusted() ? "Trusted"
+                                          : "Untrusted";
+  tls_summary_ = fmt::format(
+      "{} TLS connection established to {}: {} with cipher {} ({}/{} bits)",
+      trust, remote_mta_, stream->Version(), stream->Cipher(),
+      stream->CipherBits(), stream->CipherAlgorithmBits());
+  log::Info("{}", tls_summary_);
+  if (!stream->Verified()) {
+    log::Debug("{}: certificate not verified: {}", remote_mta_,
+               stream->VerifyError());
+  }
+  io_->stream = std::make_unique<TlsStream>(std::move(stream));
+  io_->tls = true;
+  machine_.OnTlsStarted();
 }
 
 }  // namespace petrel::delivery

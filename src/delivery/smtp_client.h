@@ -2,7 +2,17 @@
 // the pure ClientMachine (client_machine.h), which holds every protocol
 // decision; outcome.h holds every classification.
 //
-// Open() connects (connect_timeout), reads the greeting and does EHLO/HELO.
+// Open() connects (connect_timeout), reads the greeting and does EHLO/HELO,
+// and STARTTLS when the peer offers it and options.tls_policy is kMay
+// (client_machine.h): the handshake (starttls_timeout) sends SNI and checks
+// the certificate against target.host, and one line is logged per TLS
+// connection, Postfix style: "Untrusted TLS connection established to
+// mx[ip]:25: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)"
+// (Verified: trusted chain naming the host; Trusted: trusted chain only;
+// Untrusted: neither; "may" delivers over all three). A failed handshake is
+// logged and the same host is connected to again at once, in plaintext
+// without STARTTLS (once; issue 4). Without a usable CA store STARTTLS is
+// not tried (logged).
 // On failure it returns what to apply: a deferred Outcome ("x-petrel;
 // connect to mx[ip]:25: Connection refused", or the 421/4xx/5xx greeting)
 // and whether to try the next MX host (always, for these: Postfix tries the
@@ -24,9 +34,10 @@
 // logs a connection failure; LogOutcome() is there for the caller's own
 // outcomes (e.g. the Open failure applied to each recipient).
 //
-// Stream: plain TCP. Reads and writes go through one small Stream interface
-// so that a TLS stream (STARTTLS, issue 4) slots in without touching the
-// loop. Errors never escape as exceptions: every I/O result is data.
+// Stream: plain TCP, then TLS after STARTTLS. Reads and writes go through
+// one small Stream interface, so the loop is the same before and after.
+// Errors never escape as exceptions: every I/O result is data. The TLS
+// connection is closed without a close_notify (SMTP ends at QUIT's reply).
 // Thread safety: one coroutine at a time per connection, on `ex`.
 #pragma once
 
@@ -88,14 +99,24 @@ class SmtpConnection {
   bool esmtp() const;
   // Messages given to Deliver() so far.
   std::size_t messages() const { return messages_; }
+  // TLS is on; the line logged when it started ("" without TLS).
+  bool tls_active() const;
+  const std::string& tls_summary() const { return tls_summary_; }
 
   struct Io;
 
  private:
   SmtpConnection(boost::asio::any_io_executor ex, SmtpTarget target,
                  const ClientOptions& options);
+  // One connection attempt; `tls_failed` (may be null) is set when it
+  // ended in a failed TLS handshake.
+  static boost::asio::awaitable<
+      tl::expected<std::unique_ptr<SmtpConnection>, ConnectFailure>>
+  OpenOnce(boost::asio::any_io_executor ex, const SmtpTarget& target,
+           const ClientOptions& options, bool* tls_failed);
   boost::asio::awaitable<void> Run(const ClientMessage* message,
                                    const TransactionDone* done);
+  boost::asio::awaitable<void> StartTls();
   void Close();
 
   SmtpTarget target_;
@@ -103,6 +124,7 @@ class SmtpConnection {
   std::shared_ptr<Io> io_;
   ClientMachine machine_;
   std::size_t messages_ = 0;
+  std::string tls_summary_;
 };
 
 // The Postfix-style line for one recipient's outcome (see above).

@@ -17,6 +17,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -25,6 +27,7 @@
 #include <vector>
 
 #include "base/log.h"
+#include "tls/tls.h"
 
 namespace petrel::delivery {
 namespace {
@@ -50,6 +53,7 @@ struct PeerTxn {
   std::string data;  // DATA: raw octets through CRLF.CRLF; BDAT: chunks
   bool data_complete = false;
   bool delivered = false;  // 2xx to the end of data was written
+  bool tls = false;        // received inside TLS
 };
 
 struct PeerScript {
@@ -63,6 +67,11 @@ struct PeerScript {
       rcpt;
   std::string data_reply = "354 End data with <CR><LF>.<CR><LF>\r\n";
   std::function<std::string(int connection, const PeerTxn&)> end;
+  // Set: STARTTLS is offered (until TLS is on) and done with this
+  // certificate, after `starttls_reply` is written in one write. A reply
+  // that is not 2xx, or that ends in kClose, stops there.
+  std::shared_ptr<tls::ServerContext> tls;
+  std::string starttls_reply = "220 2.0.0 Ready to start TLS\r\n";
 };
 
 struct PeerRecord {
@@ -71,16 +80,50 @@ struct PeerRecord {
   int connections = 0;
   // A command arrived before the reply to the one before it was written.
   bool pipelined = false;
+  // Connections on which STARTTLS came, and on which the handshake was done.
+  std::vector<int> starttls;
+  std::vector<int> tls_handshakes;
 };
 
-std::string EhloReply(const PeerScript& script) {
+// The peer's side of one connection: TCP, then TLS after STARTTLS.
+struct PeerConn {
+  std::shared_ptr<tcp::socket> socket;
+  std::unique_ptr<tls::ServerStream> tls;
+};
+
+asio::awaitable<error_code> PeerWrite(PeerConn& c, const std::string& bytes) {
+  const asio::const_buffer buffer = asio::buffer(bytes);
+  if (c.tls) {
+    const error_code ec = co_await c.tls->Write(buffer);
+    co_return ec;
+  }
+  error_code ec;
+  std::size_t n = 0;
+  std::tie(ec, n) = co_await asio::async_write(*c.socket, buffer, kUseTuple);
+  co_return ec;
+}
+
+asio::awaitable<std::pair<error_code, std::size_t>> PeerRead(
+    PeerConn& c, asio::mutable_buffer buffer) {
+  if (c.tls) {
+    const auto result = co_await c.tls->ReadSome(buffer);
+    co_return result;
+  }
+  error_code ec;
+  std::size_t n = 0;
+  std::tie(ec, n) = co_await c.socket->async_read_some(buffer, kUseTuple);
+  co_return std::make_pair(ec, n);
+}
+
+std::string EhloReply(const PeerScript& script, bool offer_starttls) {
   if (!script.ehlo.empty()) return script.ehlo;
+  std::vector<std::string> keywords = script.keywords;
+  if (offer_starttls) keywords.push_back("STARTTLS");
   std::string out = "250";
-  out += script.keywords.empty() ? " " : "-";
+  out += keywords.empty() ? " " : "-";
   out += "peer.test\r\n";
-  for (std::size_t i = 0; i < script.keywords.size(); ++i) {
-    out += (i + 1 == script.keywords.size() ? "250 " : "250-") +
-           script.keywords[i] + "\r\n";
+  for (std::size_t i = 0; i < keywords.size(); ++i) {
+    out += (i + 1 == keywords.size() ? "250 " : "250-") + keywords[i] + "\r\n";
   }
   return out;
 }
@@ -98,7 +141,8 @@ asio::awaitable<void> Sleep(std::chrono::milliseconds how_long) {
 }
 
 // Writes a scripted reply; false once the connection is (to be) closed.
-asio::awaitable<bool> Say(tcp::socket& socket, const std::string& text) {
+asio::awaitable<bool> Say(PeerConn& conn, const std::string& text) {
+  tcp::socket& socket = *conn.socket;
   bool byte_by_byte = false;
   std::string pending;
   error_code ec;
@@ -106,8 +150,7 @@ asio::awaitable<bool> Say(tcp::socket& socket, const std::string& text) {
   for (char c : text) {
     if (c == kPause || c == kByteByByte || c == kClose) {
       if (!pending.empty()) {
-        std::tie(ec, n) = co_await asio::async_write(
-            socket, asio::buffer(pending), kUseTuple);
+        ec = co_await PeerWrite(conn, pending);
         if (ec) co_return false;
         pending.clear();
       }
@@ -131,16 +174,14 @@ asio::awaitable<bool> Say(tcp::socket& socket, const std::string& text) {
     }
     pending += c;
     if (byte_by_byte) {
-      std::tie(ec, n) =
-          co_await asio::async_write(socket, asio::buffer(pending), kUseTuple);
+      ec = co_await PeerWrite(conn, pending);
       if (ec) co_return false;
       pending.clear();
       co_await Sleep(std::chrono::milliseconds(5));
     }
   }
   if (!pending.empty()) {
-    std::tie(ec, n) =
-        co_await asio::async_write(socket, asio::buffer(pending), kUseTuple);
+    ec = co_await PeerWrite(conn, pending);
     if (ec) co_return false;
   }
   co_return true;
@@ -148,7 +189,7 @@ asio::awaitable<bool> Say(tcp::socket& socket, const std::string& text) {
 
 // Reads until `buffer` holds `needle` (or at least `octets` octets when
 // needle is empty); false on EOF or error.
-asio::awaitable<bool> FillUntil(tcp::socket& socket, std::string& buffer,
+asio::awaitable<bool> FillUntil(PeerConn& conn, std::string& buffer,
                                 std::string_view needle, std::size_t octets) {
   char chunk[4096];
   for (;;) {
@@ -158,8 +199,7 @@ asio::awaitable<bool> FillUntil(tcp::socket& socket, std::string& buffer,
     }
     error_code ec;
     std::size_t n = 0;
-    std::tie(ec, n) =
-        co_await socket.async_read_some(asio::buffer(chunk), kUseTuple);
+    std::tie(ec, n) = co_await PeerRead(conn, asio::buffer(chunk));
     if (ec) co_return false;
     buffer.append(chunk, n);
   }
@@ -168,7 +208,7 @@ asio::awaitable<bool> FillUntil(tcp::socket& socket, std::string& buffer,
 asio::awaitable<void> PeerSession(std::shared_ptr<tcp::socket> socket,
                                   const PeerScript* script, PeerRecord* record,
                                   int connection) {
-  tcp::socket& s = *socket;
+  PeerConn s{std::move(socket), nullptr};
   std::string buffer;
   std::optional<std::size_t> txn;  // index in record->txns
   if (!co_await Say(s, script->greeting)) co_return;
@@ -184,12 +224,24 @@ asio::awaitable<void> PeerSession(std::shared_ptr<tcp::socket> socket,
 
     std::string reply;
     if (verb == "EHLO") {
-      reply = EhloReply(*script);
+      reply = EhloReply(*script, script->tls && !s.tls);
+    } else if (verb == "STARTTLS" && script->tls && !s.tls) {
+      record->starttls.push_back(connection);
+      if (!co_await Say(s, script->starttls_reply)) co_return;
+      if (script->starttls_reply[0] != '2') continue;
+      buffer.clear();  // RFC 3207 4.2 (server side): nothing carried over
+      txn.reset();
+      s.tls = std::make_unique<tls::ServerStream>(script->tls, *s.socket);
+      const error_code ec = co_await s.tls->Handshake();
+      if (ec) co_return;
+      record->tls_handshakes.push_back(connection);
+      continue;
     } else if (verb == "HELO") {
       reply = "250 peer.test\r\n";
     } else if (verb == "MAIL") {
       PeerTxn t;
       t.connection = connection;
+      t.tls = s.tls != nullptr;
       t.mail = line;
       record->txns.push_back(t);
       txn = record->txns.size() - 1;
@@ -287,6 +339,8 @@ asio::awaitable<void> AcceptLoop(tcp::acceptor* acceptor,
 struct ClientSide {
   std::vector<Outcomes> saves;  // one per `done` call
   std::vector<ConnectFailure> failures;
+  // SmtpConnection::tls_summary() of each connection opened.
+  std::vector<std::string> tls_summaries;
 };
 
 struct Scenario {
@@ -328,6 +382,7 @@ asio::awaitable<void> ClientMain(Scenario* sc, std::uint16_t port,
         continue;
       }
       conn = std::move(*opened);
+      sc->client.tls_summaries.push_back(conn->tls_summary());
     }
     co_await conn->Deliver(message, done);
   }
@@ -827,6 +882,171 @@ TEST(SmtpClient, GreetingRefused) {
   EXPECT_EQ(f.outcome.verdict, Verdict::kDeferred);
   EXPECT_EQ(f.outcome.diagnostic, "smtp; 554 5.7.1 No SMTP service here");
 }
+
+// --- STARTTLS (policy "may") -----------------------------------------------
+
+// A self-signed certificate for "peer.test", made once per run with the
+// openssl command in a temporary directory (removed once loaded). Null if
+// that failed (the test says so).
+std::shared_ptr<tls::ServerContext> PeerTlsContext() {
+  static const std::shared_ptr<tls::ServerContext> context =
+      []() -> std::shared_ptr<tls::ServerContext> {
+    std::string dir =
+        (std::filesystem::temp_directory_path() / "petrel-tlsc-XXXXXX")
+            .string();
+    if (mkdtemp(dir.data()) == nullptr) return nullptr;
+    const std::string command =
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+        "-nodes -days 2 -subj /CN=peer.test "
+        "-addext subjectAltName=DNS:peer.test -keyout '" +
+        dir + "/key.pem' -out '" + dir + "/cert.pem' 2>/dev/null";
+    const int status = std::system(command.c_str());
+    auto loaded = status == 0 ? tls::ServerContext::Load(dir + "/cert.pem",
+                                                         dir + "/key.pem")
+                              : tls::ServerContext::Load("", "");
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
+    if (!loaded) return nullptr;
+    return *loaded;
+  }();
+  return context;
+}
+
+std::vector<std::string> CommandVerbs(const PeerRecord& record) {
+  std::vector<std::string> out;
+  for (const std::string& c : record.commands) {
+    out.push_back(c.substr(0, c.find_first_of(" :")));
+  }
+  return out;
+}
+
+TEST(SmtpClient, StartTlsDeliversOverTlsUntrusted) {
+  Scenario sc;
+  sc.script.tls = PeerTlsContext();
+  ASSERT_NE(sc.script.tls, nullptr) << "could not make a certificate";
+  sc.options = Options();
+  sc.messages.push_back(Message(2));
+  RunScenario(sc);
+  ExpectEveryone(sc, sc.messages[0], Verdict::kDelivered);
+  EXPECT_EQ(sc.record.connections, 1);
+  EXPECT_EQ(sc.record.tls_handshakes, std::vector<int>{1});
+  ASSERT_EQ(sc.record.txns.size(), 1u);
+  EXPECT_TRUE(sc.record.txns[0].tls);  // the peer had it inside TLS
+  // EHLO again inside TLS, and STARTTLS once.
+  EXPECT_EQ(CommandVerbs(sc.record),
+            (std::vector<std::string>{"EHLO", "STARTTLS", "EHLO", "MAIL",
+                                      "RCPT", "RCPT", "DATA", "QUIT"}));
+  ASSERT_EQ(sc.client.tls_summaries.size(), 1u);
+  const std::string& summary = sc.client.tls_summaries[0];
+  // Self-signed: the name matches but the chain is not trusted.
+  EXPECT_TRUE(summary.starts_with(
+      "Untrusted TLS connection established to peer.test[127.0.0.1]:"))
+      << summary;
+  EXPECT_NE(summary.find(": TLSv1.3 with cipher TLS_"), std::string::npos)
+      << summary;
+  EXPECT_TRUE(summary.ends_with(" bits)")) << summary;
+}
+
+// Issue 4: "250 injected" in the same write as the 220 is discarded; the
+// client neither takes it as the reply to its EHLO inside TLS nor loses
+// step.
+TEST(SmtpClient, PlaintextInjectedAfterThe220IsIgnored) {
+  Scenario sc;
+  sc.script.tls = PeerTlsContext();
+  ASSERT_NE(sc.script.tls, nullptr) << "could not make a certificate";
+  sc.script.starttls_reply = "220 2.0.0 Ready\r\n250 injected\r\n";
+  sc.options = Options();
+  sc.messages.push_back(Message(2));
+  // A second message on the same connection: still in step.
+  ClientMessage second = Message(1);
+  second.recipients[0].index = 7;
+  second.recipients[0].address = "other@example.net";
+  sc.messages.push_back(second);
+  RunScenario(sc);
+  const auto outcomes = ByIndex(sc.client);
+  EXPECT_EQ(outcomes.size(), 3u);
+  for (const auto& [index, list] : outcomes) {
+    ASSERT_EQ(list.size(), 1u) << index;
+    EXPECT_EQ(list[0].verdict, Verdict::kDelivered) << list[0].diagnostic;
+  }
+  EXPECT_EQ(sc.record.connections, 1);
+  EXPECT_EQ(sc.record.tls_handshakes, std::vector<int>{1});
+  ASSERT_EQ(sc.record.txns.size(), 2u);
+  for (const PeerTxn& t : sc.record.txns) {
+    EXPECT_TRUE(t.tls);
+    EXPECT_TRUE(t.delivered);
+  }
+  EXPECT_EQ(Deliveries(sc.record),
+            (std::map<std::string, int>{{"r0@example.net", 1},
+                                        {"r1@example.net", 1},
+                                        {"other@example.net", 1}}));
+  EXPECT_EQ(sc.client.saves.size(), 2u);
+  EXPECT_EQ(CommandVerbs(sc.record),
+            (std::vector<std::string>{"EHLO", "STARTTLS", "EHLO", "MAIL",
+                                      "RCPT", "RCPT", "DATA", "MAIL", "RCPT",
+                                      "DATA", "QUIT"}));
+}
+
+TEST(SmtpClient, StartTlsRefusedContinuesInPlaintext) {
+  Scenario sc;
+  sc.script.tls = PeerTlsContext();
+  ASSERT_NE(sc.script.tls, nullptr) << "could not make a certificate";
+  sc.script.starttls_reply = "454 4.7.0 TLS not available\r\n";
+  sc.options = Options();
+  sc.messages.push_back(Message(1));
+  RunScenario(sc);
+  ExpectEveryone(sc, sc.messages[0], Verdict::kDelivered);
+  EXPECT_EQ(sc.record.connections, 1);
+  EXPECT_TRUE(sc.record.tls_handshakes.empty());
+  ASSERT_EQ(sc.record.txns.size(), 1u);
+  EXPECT_FALSE(sc.record.txns[0].tls);
+  EXPECT_EQ(sc.client.tls_summaries, std::vector<std::string>{""});
+}
+
+TEST(SmtpClient, PolicyNoneNeverSendsStartTls) {
+  Scenario sc;
+  sc.script.tls = PeerTlsContext();
+  ASSERT_NE(sc.script.tls, nullptr) << "could not make a certificate";
+  sc.options = Options();
+  sc.options.tls_policy = TlsPolicy::kNone;
+  sc.messages.push_back(Message(1));
+  RunScenario(sc);
+  ExpectEveryone(sc, sc.messages[0], Verdict::kDelivered);
+  EXPECT_TRUE(sc.record.starttls.empty());
+  EXPECT_FALSE(sc.record.txns.at(0).tls);
+}
+
+// Issue 4: a failed handshake retries the same host at once in plaintext
+// (once, without STARTTLS); the message is delivered exactly once.
+class HandshakeFailure : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(HandshakeFailure, RetriedInPlaintextAndDeliveredOnce) {
+  Scenario sc;
+  sc.script.tls = PeerTlsContext();
+  ASSERT_NE(sc.script.tls, nullptr) << "could not make a certificate";
+  sc.script.starttls_reply = GetParam();
+  sc.options = Options();
+  sc.messages.push_back(Message(2));
+  RunScenario(sc);
+  ExpectEveryone(sc, sc.messages[0], Verdict::kDelivered);
+  EXPECT_TRUE(sc.client.failures.empty());
+  EXPECT_EQ(sc.record.connections, 2);
+  EXPECT_EQ(sc.record.starttls, std::vector<int>{1});  // not on the retry
+  EXPECT_TRUE(sc.record.tls_handshakes.empty());
+  ASSERT_EQ(sc.record.txns.size(), 1u);
+  EXPECT_EQ(sc.record.txns[0].connection, 2);
+  EXPECT_FALSE(sc.record.txns[0].tls);
+  EXPECT_EQ(sc.client.tls_summaries, std::vector<std::string>{""});
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Peers, HandshakeFailure,
+    ::testing::Values(
+        // Closes right after the 220.
+        std::string("220 2.0.0 Ready\r\n") + kClose,
+        // Sends plaintext where the ServerHello should be, then closes.
+        std::string("220 2.0.0 Ready\r\n") + kPause +
+            "this is not a TLS record\r\n" + kClose));
 
 }  // namespace
 }  // namespace petrel::delivery

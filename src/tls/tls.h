@@ -100,9 +100,8 @@ class ClientStream {
   ~ClientStream();
 
   // Fails only on a failed handshake, never on verification (see above);
-  // `error` (may be null) gets OpenSSL's reason.
-  boost::asio::awaitable<boost::system::error_code> Handshake(
-      std::string* error);
+  // the error's message() has OpenSSL's reason.
+  boost::asio::awaitable<boost::system::error_code> Handshake();
   boost::asio::awaitable<std::pair<boost::system::error_code, std::size_t>>
   ReadSome(boost::asio::mutable_buffer buffer);
   boost::asio::awaitable<boost::system::error_code> Write(
