@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "asio/blocking.h"
+#include "base/date.h"
 #include "base/log.h"
 #include "base/queue_id.h"
 #include "cli/json_view.h"
@@ -28,15 +29,6 @@ namespace {
 
 std::string Fail(const std::string& message) {
   return json{{"ok", false}, {"error", message}}.dump();
-}
-
-std::string Rfc5322Now() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-  return buf;
 }
 
 // Local submission text to CRLF lines (sendmail input usually has LF).

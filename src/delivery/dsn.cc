@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include "base/check.h"
+#include "base/date.h"
 #include "smtp/header_scanner.h"
 #include "smtp/reply.h"
 #include "smtp/utf8.h"
@@ -611,19 +612,7 @@ bool ShouldSendDsn(std::string_view sender, std::uint8_t notify,
 }
 
 std::string FormatRfc5322Date(std::int64_t unix_seconds) {
-  static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed",
-                                          "Thu", "Fri", "Sat"};
-  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr",
-                                            "May", "Jun", "Jul", "Aug",
-                                            "Sep", "Oct", "Nov", "Dec"};
-  const std::time_t t = static_cast<std::time_t>(unix_seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%s, %d %s %04d %02d:%02d:%02d +0000",
-                kDays[tm.tm_wday % 7], tm.tm_mday, kMonths[tm.tm_mon % 12],
-                tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-  return buf;
+  return Rfc5322Date(unix_seconds);
 }
 
 std::string EncodeUtf8AddrXtext(std::string_view address) {

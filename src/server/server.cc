@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/date.h"
 #include "base/log.h"
 #include "base/queue_id.h"
 #include "config/config.h"
@@ -35,15 +36,6 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 using Executor = asio::strand<asio::io_context::executor_type>;
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
-
-std::string NowRfc5322() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-  return buf;
-}
 
 // The socket and its deadline, shared with the timer's handler so that a
 // late timer never touches a finished session.
@@ -258,7 +250,7 @@ asio::awaitable<void> RunSession(std::shared_ptr<ServerState> state,
   SessionEnv env;
   env.config = cfg;
   env.relay = relay;
-  env.now_rfc5322 = NowRfc5322;
+  env.now_rfc5322 = Rfc5322Now;
   env.now_unix = [] { return static_cast<std::int64_t>(std::time(nullptr)); };
   env.new_queue_id = NewQueueId;
   env.tls_available = tls_context != nullptr;
