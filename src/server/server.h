@@ -37,9 +37,8 @@ class SmtpServer {
 
   // Binds every listener (an error names the address) and starts accepting.
   static Result<std::unique_ptr<SmtpServer>> Start(
-      boost::asio::io_context& io,
-      std::shared_ptr<const config::Config> config, spool::Spool& spool,
-      OnQueued on_queued);
+      boost::asio::io_context& io, std::shared_ptr<const config::Config> config,
+      spool::Spool& spool, OnQueued on_queued);
   ~SmtpServer();
 
   Status Reload(std::shared_ptr<const config::Config> config);
