@@ -1,5 +1,8 @@
 #include "delivery/agent.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/async_result.hpp>
@@ -9,11 +12,15 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <cerrno>
+#include <cstring>
 #include <ctime>
+#include <fstream>
 #include <future>
 #include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 
 #include "asio/blocking.h"
 #include "base/log.h"
@@ -96,6 +103,75 @@ class DestinationLimits {
   std::uint32_t limit_;
   std::mutex mu_;
   std::map<std::string, int> active_;
+};
+
+// Which recipients were past the end of data when the process stopped:
+// one line "ID index index ...\n" appended (O_APPEND, not synced: it only
+// has to survive a killed process, whose writes the kernel keeps) just before
+// each end of data goes out. At start the old journal is read: a recipient
+// still pending there may have been delivered already (RFC 1047), and the
+// next attempt says so in the log. The journal is rotated at 1 MiB (one
+// older file is kept and read too).
+class InflightJournal {
+ public:
+  static constexpr std::size_t kRotateOctets = 1 << 20;
+
+  explicit InflightJournal(std::string path) : path_(std::move(path)) {
+    for (const std::string& p : {path_ + ".old", path_}) {
+      std::ifstream in(p);
+      std::string line;
+      while (std::getline(in, line)) {
+        std::istringstream words(line);
+        std::string id;
+        words >> id;
+        std::size_t index;
+        while (words >> index) suspect_[id].insert(index);
+      }
+    }
+    ::unlink((path_ + ".old").c_str());
+    fd_ = ::open(path_.c_str(),
+                 O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+    if (fd_ < 0)
+      log::Warning("cannot write {}: {}", path_, std::strerror(errno));
+  }
+  ~InflightJournal() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  void Record(const std::string& id, const std::vector<std::size_t>& indexes) {
+    std::string line = id;
+    for (auto i : indexes) line += " " + std::to_string(i);
+    line += "\n";
+    std::lock_guard lock(mu_);
+    if (fd_ < 0) return;
+    if (::write(fd_, line.data(), line.size()) < 0) return;
+    written_ += line.size();
+    if (written_ >= kRotateOctets) {
+      ::rename(path_.c_str(), (path_ + ".old").c_str());
+      ::close(fd_);
+      fd_ = ::open(path_.c_str(),
+                   O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+      written_ = 0;
+    }
+  }
+
+  // The recipients of `id` that were past the end of data when the last
+  // run stopped (each returned once).
+  std::set<std::size_t> TakeSuspects(const std::string& id) {
+    std::lock_guard lock(mu_);
+    auto it = suspect_.find(id);
+    if (it == suspect_.end()) return {};
+    auto out = std::move(it->second);
+    suspect_.erase(it);
+    return out;
+  }
+
+ private:
+  std::string path_;
+  std::mutex mu_;
+  int fd_ = -1;
+  std::size_t written_ = 0;
+  std::map<std::string, std::set<std::size_t>> suspect_;
 };
 
 // Open connections waiting for the next message to the same host and port
@@ -232,6 +308,7 @@ class AgentImpl : public Agent {
   ClientOptions client_;
   std::shared_ptr<ConnectionCache> cache_ = std::make_shared<ConnectionCache>();
   std::shared_ptr<bool> stop_ = std::make_shared<bool>(false);
+  InflightJournal journal_{config_->spool.path + "/PETREL-INFLIGHT"};
 };
 
 asio::awaitable<Status> AgentImpl::Load(const std::string& id, Work& w) {
@@ -419,6 +496,10 @@ asio::awaitable<void> AgentImpl::DeliverSmtpGroup(
   msg.dsn_envid = w.envelope.dsn_envid;
   msg.content = w.content;
   msg.arrival_unix = w.envelope.arrival_unix;
+  msg.before_end_of_data =
+      [this, id = w.envelope.id](const std::vector<std::size_t>& indexes) {
+        journal_.Record(id, indexes);
+      };
   std::set<std::size_t> unsettled(rcpts.begin(), rcpts.end());
   const std::string key = route.NextHopKey();
   co_await limits_.Acquire(key);
@@ -647,6 +728,16 @@ asio::awaitable<queue::AttemptResult> AgentImpl::Attempt(std::string id) {
   for (std::size_t i = 0; i < w.envelope.recipients.size(); ++i) {
     if (w.envelope.recipients[i].state == spool::RecipientState::kPending) {
       pending.push_back(i);
+    }
+  }
+  for (std::size_t i : journal_.TakeSuspects(id)) {
+    if (i < w.envelope.recipients.size() &&
+        w.envelope.recipients[i].state == spool::RecipientState::kPending) {
+      log::Warning(
+          "{}: to=<{}>: the last run stopped after the end of data was sent "
+          "and before the reply was recorded: possible duplicate delivery "
+          "(RFC 1047)",
+          id, w.envelope.recipients[i].address);
     }
   }
   const auto lifetime = config_->delivery.max_queue_lifetime.count();

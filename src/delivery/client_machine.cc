@@ -424,6 +424,16 @@ void ClientMachine::StartContent() {
   sending_content_ = true;
 }
 
+std::vector<std::size_t> ClientMachine::TakeEndOfDataRecipients() {
+  std::vector<std::size_t> out;
+  if (!txn_ || !txn_->end_queued || txn_->end_announced) return out;
+  txn_->end_announced = true;
+  for (std::size_t pos : txn_->accepted) {
+    out.push_back(message_->recipients[pos].index);
+  }
+  return out;
+}
+
 void ClientMachine::ProduceContent() {
   Transaction& t = *txn_;
   const std::string& content = *message_->content;
@@ -434,6 +444,7 @@ void ClientMachine::ProduceContent() {
     if (t.offset == content.size()) {
       t.encoder.Finish(output_);
       fifo_.push_back({Stage::kEndOfData});
+      t.end_queued = true;
       sending_content_ = false;
     }
     return;
@@ -452,7 +463,10 @@ void ClientMachine::ProduceContent() {
       "BDAT " + std::to_string(chunk.size()) + (last ? " LAST" : "") + "\r\n";
   output_ += chunk;
   fifo_.push_back({last ? Stage::kEndOfData : Stage::kBdat});
-  if (last) sending_content_ = false;
+  if (last) {
+    sending_content_ = false;
+    t.end_queued = true;
+  }
 }
 
 void ClientMachine::FinishTransaction() {

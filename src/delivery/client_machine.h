@@ -56,6 +56,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -125,6 +126,11 @@ struct ClientMessage {
   std::string dsn_envid;          // decoded; "" none
   std::int64_t arrival_unix = 0;  // for delay= in the log; 0: not logged
   std::shared_ptr<const std::string> content;  // CRLF text; never null
+  // Called (on the I/O thread, so it must be quick) with the caller's
+  // indexes of the recipients accepted in a transaction just before its end
+  // of data is written: from then on they may be delivered twice if the
+  // reply is lost (RFC 1047). Optional.
+  std::function<void(const std::vector<std::size_t>&)> before_end_of_data;
   std::vector<ClientRecipient> recipients;
 };
 
@@ -243,6 +249,9 @@ class ClientMachine {
   std::chrono::seconds timeout() const;
 
   std::string TakeOutput();
+  // Once per transaction, after its end of data was queued for writing:
+  // the caller indexes of its accepted recipients (else empty).
+  std::vector<std::size_t> TakeEndOfDataRecipients();
   void Feed(std::string_view bytes);
   // EOF, a timeout or an I/O error (`error` says which, for the detail).
   void OnConnectionLost(Loss loss, std::string_view error = {});
@@ -298,9 +307,11 @@ class ClientMachine {
     std::optional<smtp::Reply> too_many;
     std::size_t settled = 0;  // recipients settled in this transaction
     bool mail_refused = false;
-    bool data_sent = false;  // the DATA command (not BDAT)
-    bool ended = false;      // nothing more to send in it
-    bool completed = false;  // the end of data had its reply
+    bool data_sent = false;      // the DATA command (not BDAT)
+    bool ended = false;          // nothing more to send in it
+    bool completed = false;      // the end of data had its reply
+    bool end_queued = false;     // "." or BDAT LAST is in the output
+    bool end_announced = false;  // TakeEndOfDataRecipients() returned it
     // Content being sent.
     bool bdat = false;
     std::size_t offset = 0;

@@ -293,6 +293,11 @@ asio::awaitable<void> SmtpConnection::Run(const ClientMessage* message,
         const std::chrono::seconds limit = machine_.timeout();
         const std::string out = machine_.TakeOutput();
         if (out.empty()) break;
+        if (message != nullptr && message->before_end_of_data) {
+          if (auto eod = machine_.TakeEndOfDataRecipients(); !eod.empty()) {
+            message->before_end_of_data(eod);
+          }
+        }
         ArmDeadline(io_, limit);
         const error_code ec = co_await io_->stream->Write(asio::buffer(out));
         io_->timer.cancel();

@@ -259,13 +259,6 @@ def test_kill_in_the_rfc1047_window_sends_once_more(workdir, start_peer):
     assert petrel.spool_messages() == []
 
 
-@pytest.mark.xfail(reason="petrel bug: after kill -9 in the RFC 1047 window (the "
-                   "peer had the whole message and answered 250 after petrel died) "
-                   "the restarted petrel sends the message again without logging "
-                   "it as a possible duplicate: nothing marks a transaction whose "
-                   "final dot was sent but whose reply was not stored, so the "
-                   "issue's 'the RFC 1047 window, which the log names' is not met "
-                   "for crashes", strict=True)
 def test_kill_in_the_rfc1047_window_is_named_in_the_log(workdir, start_peer):
     petrel, _, qid, restart_at = kill_in_the_window(workdir, start_peer)
     log = petrel.read_log()[restart_at:].decode(errors="replace")
