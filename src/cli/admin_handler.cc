@@ -170,6 +170,13 @@ asio::awaitable<std::string> AdminHandler::Handle(std::string request,
 
   if (cmd == "hold" || cmd == "release") {
     const bool hold = cmd == "hold";
+    // The envelope is rewritten whole: never while an attempt may record a
+    // recipient's outcome in it.
+    if (auto e = entry(); e && e->running) {
+      co_return Fail(id +
+                     ": a delivery attempt is in progress; try again "
+                     "when it is over");
+    }
     Status st;
     std::function<void()> work = [&] {
       auto e = spool_.LoadEnvelope(id);
