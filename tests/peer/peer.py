@@ -292,6 +292,20 @@ class _Txn:
         return d
 
 
+
+def wait_for_stats(stats, predicate, timeout, what, dead=None):
+    """Polls predicate(stats()) until true; AssertionError after `timeout`
+    seconds, or at once if dead() names a reason the peer is gone."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        s = stats()
+        if predicate(s):
+            return s
+        if dead is not None and (why := dead()):
+            raise AssertionError(f"{why} while waiting for {what}")
+        time.sleep(0.02)
+    raise AssertionError(f"peer: timed out waiting for {what}")
+
 class Peer:
     """The scripted SMTP server, in-process. Thread-safe.
 
@@ -462,13 +476,7 @@ class Peer:
 
     def wait_for(self, predicate, timeout=30.0, what="condition"):
         """Polls predicate(stats()) until true; AssertionError after timeout."""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            s = self.stats()
-            if predicate(s):
-                return s
-            time.sleep(0.02)
-        raise AssertionError(f"peer: timed out waiting for {what}")
+        return wait_for_stats(self.stats, predicate, timeout, what)
 
     # ---- internals -------------------------------------------------------
 
@@ -1294,16 +1302,11 @@ class PeerProcess:
         return read_state(self.state_path)
 
     def wait_for(self, predicate, timeout=30.0, what="condition"):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            s = self.stats()
-            if predicate(s):
-                return s
-            if self.proc.poll() is not None:
-                raise AssertionError(f"peer exited ({self.proc.returncode}) "
-                                     f"while waiting for {what}")
-            time.sleep(0.05)
-        raise AssertionError(f"peer: timed out waiting for {what}")
+        def dead():
+            if self.proc.poll() is None:
+                return None
+            return f"peer exited ({self.proc.returncode})"
+        return wait_for_stats(self.stats, predicate, timeout, what, dead)
 
     def stop(self, timeout=15.0):
         if self.proc is None:
