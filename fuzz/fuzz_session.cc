@@ -18,8 +18,8 @@ namespace {
 
 using petrel::server::SessionMachine;
 
-std::shared_ptr<const petrel::config::Config> FuzzConfig() {
-  static auto config = [] {
+std::shared_ptr<const petrel::config::Config> FuzzConfig(bool with_auth) {
+  static auto plain = [] {
     auto c = std::make_shared<petrel::config::Config>();
     c->server.hostname = "mx.example.test";
     c->relay.local_domains = {"example.test"};
@@ -30,7 +30,13 @@ std::shared_ptr<const petrel::config::Config> FuzzConfig() {
         {"127.0.0.1", 2525, petrel::config::ListenerMode::kSmtp});
     return std::shared_ptr<const petrel::config::Config>(c);
   }();
-  return config;
+  static auto auth = [] {
+    auto c = std::make_shared<petrel::config::Config>(*plain);
+    c->auth = petrel::config::Auth{};
+    c->auth->users = "/dev/null";
+    return std::shared_ptr<const petrel::config::Config>(c);
+  }();
+  return with_auth ? auth : plain;
 }
 
 }  // namespace
@@ -38,7 +44,8 @@ std::shared_ptr<const petrel::config::Config> FuzzConfig() {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data,
                                       std::size_t size) {
   std::string_view input(reinterpret_cast<const char*>(data), size);
-  auto config = FuzzConfig();
+  const std::uint8_t flags = input.empty() ? 0 : data[0];
+  auto config = FuzzConfig(flags & 2);
   petrel::server::SessionEnv env;
   env.config = config;
   env.relay = std::make_shared<petrel::server::RelayPolicy>(*config);
@@ -48,8 +55,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data,
   env.now_unix = [] { return std::int64_t{0}; };
   int ids = 0;
   env.new_queue_id = [&ids] { return "ID" + std::to_string(++ids); };
-  env.tls_available = !input.empty() && (input[0] & 1);
-  SessionMachine m(std::move(env), {"192.0.2.1", 1, size % 3 == 0});
+  env.tls_available = flags & 1;
+  env.auth_available = config->auth.has_value();
+  SessionMachine m(std::move(env),
+                   {"192.0.2.1", 1, size % 3 == 0, (flags & 4) != 0});
   m.Start();
 
   std::string output;
@@ -88,6 +97,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data,
         output += m.TakeOutput();
         pending.clear();
         m.OnTlsStarted("TLSv1.3 with cipher FUZZ (256/256 bits)");
+        break;
+      case SessionMachine::Action::kAuthenticate:
+        output += m.TakeOutput();
+        if (flags & 8) {
+          m.OnAuthResult(petrel::server::AuthResult::kBlocked);
+        } else if (m.auth_user() == "alice" && m.auth_password() == "secret") {
+          m.OnAuthResult(petrel::server::AuthResult::kOk, {"a@example.test"});
+        } else {
+          m.OnAuthResult(petrel::server::AuthResult::kFailed);
+        }
         break;
       case SessionMachine::Action::kClose:
         output += m.TakeOutput();

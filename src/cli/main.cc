@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "base/log.h"
+#include "cli/passwd_cmd.h"
 #include "cli/queue_cmd.h"
 #include "cli/serve.h"
 #include "cli/spool_cmd.h"
@@ -112,6 +113,14 @@ int main(int argc, char** argv) {
   spool_cat->add_option("id", cat_id, "queue ID")->required();
   add_config(spool_cat);
 
+  auto* passwd = app.add_subcommand(
+      "passwd", "set a user's password in the [auth] users file (stdin)");
+  add_config(passwd);
+  std::string passwd_user, passwd_file;
+  passwd->add_option("user", passwd_user, "user name")->required();
+  passwd->add_option("--file", passwd_file,
+                     "users file (default: [auth] users of the config)");
+
   CLI11_PARSE(app, argc, argv);
   const std::string path = ConfigPath(config_flag);
   if (serve->parsed()) {
@@ -129,6 +138,9 @@ int main(int argc, char** argv) {
   if (sendmail->parsed()) return petrel::cli::Sendmail(path, sm);
   if (spool_list->parsed()) return petrel::cli::SpoolList(path, json);
   if (spool_cat->parsed()) return petrel::cli::SpoolCat(path, cat_id);
+  if (passwd->parsed()) {
+    return petrel::cli::Passwd(path, passwd_file, passwd_user);
+  }
   if (version->parsed()) {
     std::cout << "petrel 0.1.0\n"
               << "boost " << BOOST_VERSION / 100000 << "."

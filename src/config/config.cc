@@ -331,10 +331,11 @@ class Checker {
     Config c;
     c.path = config_path_;
     CheckKeys(root, "",
-              {"server", "listener", "tls", "limits", "spool", "relay", "local",
-               "delivery", "dns", "routes"});
-    // [tls] first: listener modes depend on it.
+              {"server", "listener", "tls", "auth", "limits", "spool", "relay",
+               "local", "delivery", "dns", "routes", "tls_policy"});
+    // [tls] and [auth] first: listener modes depend on them.
     ReadTls(root, c);
+    ReadAuth(root, c);
     ReadServer(root, c);
     ReadListeners(root, c);
     ReadLimits(root, c);
@@ -344,6 +345,7 @@ class Checker {
     ReadDelivery(root, c);
     ReadDns(root, c);
     ReadRoutes(root, c);
+    ReadTlsPolicies(root, c);
     if (problems_.empty()) return c;
     std::stable_sort(
         problems_.begin(), problems_.end(),
@@ -691,6 +693,12 @@ class Checker {
             Add(LineOf(*m), key, Quote(*text) + " needs a [tls] section");
             ok = false;
           }
+          // Both exist to take mail from authenticated users.
+          if (ok && l.mode != ListenerMode::kSmtp && !c.auth) {
+            Add(LineOf(*m), key,
+                Quote(*text) + " needs an [auth] section (users = \"...\")");
+            ok = false;
+          }
         } else {
           ok = false;
         }
@@ -717,6 +725,63 @@ class Checker {
     // Set even when incomplete (the whole load fails then anyway), so that
     // listeners needing TLS do not report a second error for one cause.
     c.tls = std::move(tls);
+  }
+
+  void ReadAuth(const toml::table& root, Config& c) {
+    const toml::table* t = Section(root, "auth");
+    if (t == nullptr) return;
+    CheckKeys(*t, "auth",
+              {"users", "failure_delay", "max_failures_per_ip",
+               "failure_window", "sender_login_match"});
+    Auth a;
+    if (t->get("users") == nullptr) {
+      Add(LineOf(*t), "auth.users",
+          "missing (required when [auth] is present)");
+    }
+    PathKey(t, "auth", "users", a.users);
+    CheckFile(t, "auth", "users", a.users);
+    Duration(t, "auth", "failure_delay", a.failure_delay, /*zero_is_off=*/true);
+    Integer(t, "auth", "max_failures_per_ip", 1, a.max_failures_per_ip);
+    Duration(t, "auth", "failure_window", a.failure_window);
+    Bool(t, "auth", "sender_login_match", a.sender_login_match);
+    // Set even when incomplete, as [tls] is.
+    c.auth = std::move(a);
+  }
+
+  std::optional<TlsPolicy> PolicyValue(const toml::node& n,
+                                       std::string_view key) {
+    auto text = StringValue(n, key);
+    if (!text) return std::nullopt;
+    if (*text == "none") return TlsPolicy::kNone;
+    if (*text == "may") return TlsPolicy::kMay;
+    if (*text == "encrypt") return TlsPolicy::kEncrypt;
+    if (*text == "verify") return TlsPolicy::kVerify;
+    Add(LineOf(n), key,
+        "expected \"none\", \"may\", \"encrypt\" or \"verify\", got " +
+            Quote(*text));
+    return std::nullopt;
+  }
+
+  void ReadTlsPolicies(const toml::table& root, Config& c) {
+    const toml::table* t = Section(root, "tls_policy");
+    if (t == nullptr) return;
+    for (auto&& [k, v] : *t) {
+      std::string raw(k.str());
+      std::string key = Join("tls_policy", raw);
+      std::uint32_t key_line = k.source().begin.line;
+      if (key_line == 0) key_line = LineOf(v);
+      std::string domain = raw;
+      if (!domain.empty() && domain[0] == '.') domain.erase(0, 1);
+      if (v.is_table() || (raw != "*" && !smtp::IsValidDomain(
+                                             domain, /*utf8_allowed=*/false))) {
+        Add(key_line, key,
+            "expected a quoted domain, \".domain\" (every subdomain) or "
+            "\"*\" as the key");
+        continue;
+      }
+      if (auto policy = PolicyValue(v, key))
+        c.tls_policies[Lower(raw)] = *policy;
+    }
   }
 
   void ReadLimits(const toml::table& root, Config& c) {
@@ -910,8 +975,17 @@ class Checker {
                  "greeting_timeout", "mail_timeout", "rcpt_timeout",
                  "data_init_timeout", "data_block_timeout", "data_end_timeout",
                  "concurrency_per_destination", "smtp_port", "own_addresses",
-                 "enabled"});
+                 "enabled", "tls_policy", "tls_ca_file", "credentials"});
     }
+    if (const toml::node* n = Get(t, "tls_policy")) {
+      if (auto policy = PolicyValue(*n, "delivery.tls_policy")) {
+        d.tls_policy = *policy;
+      }
+    }
+    PathKey(t, "delivery", "tls_ca_file", d.tls_ca_file);
+    CheckFile(t, "delivery", "tls_ca_file", d.tls_ca_file);
+    PathKey(t, "delivery", "credentials", d.credentials);
+    CheckFile(t, "delivery", "credentials", d.credentials);
     if (const toml::node* n = Get(t, "retry_schedule")) {
       const std::string key = "delivery.retry_schedule";
       if (const toml::array* a = n->as_array()) {
@@ -1050,6 +1124,20 @@ Result<Config> Parse(std::string_view text, const std::string& path,
 }
 
 }  // namespace
+
+std::string_view TlsPolicyName(TlsPolicy policy) {
+  switch (policy) {
+    case TlsPolicy::kNone:
+      return "none";
+    case TlsPolicy::kMay:
+      return "may";
+    case TlsPolicy::kEncrypt:
+      return "encrypt";
+    case TlsPolicy::kVerify:
+      return "verify";
+  }
+  return "may";
+}
 
 std::string_view ListenerModeName(ListenerMode mode) {
   switch (mode) {

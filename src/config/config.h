@@ -46,6 +46,16 @@ struct Tls {
   std::string private_key;  // path
 };
 
+// AUTH (RFC 4954) for submission: petrel extension, README.
+struct Auth {
+  std::string users;         // path of the users file (auth/users.h); required
+  Seconds failure_delay{1};  // before answering a failure; doubles; 0 off
+  std::uint32_t max_failures_per_ip = 10;  // then AUTH is refused (421)
+  Seconds failure_window{900};  // "15m": how long failures are remembered
+  // MAIL FROM must be the user's own address or one listed for it (553).
+  bool sender_login_match = true;
+};
+
 struct Limits {
   std::uint64_t max_message_size = 50ull * 1024 * 1024;  // "50MiB"
   std::uint32_t max_recipients = 1000;  // >= 100 (RFC 5321 4.5.3.1.8)
@@ -77,6 +87,12 @@ struct Local {
   std::optional<std::vector<std::string>> users;     // lower-cased
 };
 
+// none: never STARTTLS; may: when offered (a failed handshake retries in
+// plaintext); encrypt: TLS required, any certificate; verify: TLS with a
+// certificate that is valid for the MX host name.
+enum class TlsPolicy { kNone, kMay, kEncrypt, kVerify };
+std::string_view TlsPolicyName(TlsPolicy policy);
+
 struct Delivery {
   std::vector<Seconds> retry_schedule;  // default 1m 5m 15m 30m 1h 2h 4h
   Seconds max_queue_lifetime{5 * 86400};
@@ -97,6 +113,13 @@ struct Delivery {
   // IP addresses in canonical form (inet_ntop); default: the listeners'
   // hosts (which may include "0.0.0.0" or "::").
   std::vector<std::string> own_addresses;
+  // Client TLS (RFC 3207, RFC 7435): the default policy, and per
+  // destination in Config::tls_policies. petrel extension, README.
+  TlsPolicy tls_policy = TlsPolicy::kMay;
+  std::string tls_ca_file;  // "" : the system CA store (for verify)
+  // Credentials for AUTH towards smarthosts: "host[:port] user:password"
+  // lines, Postfix's sasl_passwd format. "" none.
+  std::string credentials;
 };
 
 struct Dns {
@@ -115,6 +138,7 @@ struct Config {
   Server server;
   std::vector<Listener> listeners;  // default: one smtp on 127.0.0.1:2525
   std::optional<Tls> tls;
+  std::optional<Auth> auth;
   Limits limits;
   SpoolConfig spool;
   Relay relay;
@@ -123,6 +147,8 @@ struct Config {
   Dns dns;
   // Keys as written, lower-cased: "example.net", ".example.net", "*".
   std::map<std::string, Route> routes;
+  // [tls_policy]: the same keys as routes (recipient domains), each a policy.
+  std::map<std::string, TlsPolicy> tls_policies;
 };
 
 // All errors, one per line, each "file:line: key: problem".

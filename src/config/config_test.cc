@@ -233,6 +233,18 @@ mode = "submissions"
 certificate = "/etc/ssl/c.pem"
 private_key = "k.pem"
 
+[auth]
+users = "users"
+failure_delay = "0"
+max_failures_per_ip = 3
+failure_window = "1h"
+sender_login_match = false
+
+[tls_policy]
+"example.net" = "verify"
+".example.org" = "encrypt"
+"*" = "none"
+
 [limits]
 max_message_size = 10485760
 max_recipients = 100
@@ -267,6 +279,9 @@ data_end_timeout = "6s"
 concurrency_per_destination = 1
 smtp_port = 2526
 own_addresses = ["192.0.2.1", "2001:DB8::1"]
+tls_policy = "encrypt"
+tls_ca_file = "ca.pem"
+credentials = "relay-credentials"
 
 [dns]
 servers = ["127.0.0.1:5353", "127.0.0.2", "[::1]:53", "[::2]"]
@@ -287,6 +302,18 @@ servers = ["127.0.0.1:5353", "127.0.0.2", "[::1]:53", "[::2]"]
   EXPECT_EQ(ListenerModeName(c.listeners[2].mode), "submissions");
   EXPECT_EQ(c.tls->certificate, "/etc/ssl/c.pem");
   EXPECT_EQ(c.tls->private_key, "/etc/petrel/k.pem");
+  ASSERT_TRUE(c.auth.has_value());
+  EXPECT_EQ(c.auth->users, "/etc/petrel/users");
+  EXPECT_EQ(c.auth->failure_delay, Seconds(0));
+  EXPECT_EQ(c.auth->max_failures_per_ip, 3u);
+  EXPECT_EQ(c.auth->failure_window, Seconds(3600));
+  EXPECT_FALSE(c.auth->sender_login_match);
+  EXPECT_EQ(c.delivery.tls_policy, TlsPolicy::kEncrypt);
+  EXPECT_EQ(c.delivery.tls_ca_file, "/etc/petrel/ca.pem");
+  EXPECT_EQ(c.delivery.credentials, "/etc/petrel/relay-credentials");
+  EXPECT_EQ(c.tls_policies.at("example.net"), TlsPolicy::kVerify);
+  EXPECT_EQ(c.tls_policies.at(".example.org"), TlsPolicy::kEncrypt);
+  EXPECT_EQ(c.tls_policies.at("*"), TlsPolicy::kNone);
   EXPECT_EQ(c.limits.max_message_size, 10485760u);
   EXPECT_EQ(c.limits.max_recipients, 100u);
   EXPECT_EQ(c.limits.max_connections, 1u);
@@ -477,6 +504,21 @@ TEST(ConfigErrorTest, Listeners) {
                    "\"submissions\"\n"),
             "t.toml:3: listener[0].mode: \"submissions\" needs a [tls] "
             "section");
+  EXPECT_EQ(Errors("[tls]\ncertificate = \"c\"\nprivate_key = \"k\"\n"
+                   "[[listener]]\naddress = \"127.0.0.1:587\"\nmode = "
+                   "\"submission\"\n"),
+            "t.toml:6: listener[0].mode: \"submission\" needs an [auth] "
+            "section (users = \"...\")");
+  EXPECT_EQ(Errors("[auth]\nfailure_delay = \"1s\"\n"),
+            "t.toml:1: auth.users: missing (required when [auth] is present)");
+  EXPECT_EQ(Errors("[auth]\nusers = \"u\"\nmax_failures_per_ip = 0\n"),
+            "t.toml:3: auth.max_failures_per_ip: must be at least 1, got 0");
+  EXPECT_EQ(Errors("[delivery]\ntls_policy = \"dane\"\n"),
+            "t.toml:2: delivery.tls_policy: expected \"none\", \"may\", "
+            "\"encrypt\" or \"verify\", got \"dane\"");
+  EXPECT_EQ(Errors("[tls_policy]\n\"a..b\" = \"may\"\n"),
+            "t.toml:2: tls_policy.\"a..b\": expected a quoted domain, "
+            "\".domain\" (every subdomain) or \"*\" as the key");
   EXPECT_THAT(Errors("listener = []\n"),
               HasSubstr("t.toml:1: listener: at least one listener"));
 }

@@ -19,6 +19,9 @@
 #include <thread>
 #include <vector>
 
+#include "asio/blocking.h"
+#include "auth/guard.h"
+#include "auth/users.h"
 #include "base/date.h"
 #include "base/log.h"
 #include "base/queue_id.h"
@@ -109,17 +112,52 @@ auto AwaitSpool(asio::any_io_executor ex, SpoolStart* start) {
       asio::use_awaitable);
 }
 
+// AUTH for the sessions: the users file and the per-address failure guard
+// of one [auth] configuration.
+struct AuthState {
+  std::shared_ptr<auth::Authenticator> users;
+  std::shared_ptr<auth::FailureGuard> guard;
+  std::chrono::seconds failure_delay{0};
+};
+
+Result<std::shared_ptr<AuthState>> LoadAuth(const config::Config& config,
+                                            const AuthState* previous) {
+  if (!config.auth) return std::shared_ptr<AuthState>();
+  const config::Auth& a = *config.auth;
+  auto users = auth::Authenticator::Open(a.users);
+  if (!users) return Error(users.error());
+  auto state = std::make_shared<AuthState>();
+  state->users = *users;
+  state->failure_delay = a.failure_delay;
+  // The failures counted so far survive a reload.
+  state->guard =
+      previous != nullptr
+          ? previous->guard
+          : std::make_shared<auth::FailureGuard>(
+                static_cast<int>(a.max_failures_per_ip), a.failure_window,
+                std::chrono::milliseconds(a.failure_delay));
+  return state;
+}
+
 class ServerState : public std::enable_shared_from_this<ServerState> {
  public:
   ServerState(asio::io_context& io, std::shared_ptr<const config::Config> c,
               spool::Spool& spool, std::shared_ptr<tls::ServerContext> tls,
-              SmtpServer::OnQueued on_queued)
+              std::shared_ptr<AuthState> auth, SmtpServer::OnQueued on_queued)
       : io_(io),
         config_(std::move(c)),
         tls_(std::move(tls)),
+        auth_(std::move(auth)),
         spool_(spool),
         on_queued_(std::move(on_queued)) {
     relay_ = std::make_shared<RelayPolicy>(*config_);
+  }
+
+  // crypt(3) is slow on purpose: never on an I/O thread.
+  BlockingPool& auth_pool() { return auth_pool_; }
+  std::shared_ptr<AuthState> auth() {
+    std::lock_guard lock(mu_);
+    return auth_;
   }
 
   asio::io_context& io() { return io_; }
@@ -139,12 +177,14 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
   }
 
   void Reload(std::shared_ptr<const config::Config> c,
-              std::shared_ptr<tls::ServerContext> tls) {
+              std::shared_ptr<tls::ServerContext> tls,
+              std::shared_ptr<AuthState> auth) {
     auto relay = std::make_shared<RelayPolicy>(*c);
     std::lock_guard lock(mu_);
     config_ = std::move(c);
     relay_ = std::move(relay);
     tls_ = std::move(tls);
+    auth_ = std::move(auth);
   }
 
   // Registers a connection; returns a refusal if a limit is reached.
@@ -205,6 +245,8 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
   std::shared_ptr<const config::Config> config_;
   std::shared_ptr<const RelayPolicy> relay_;
   std::shared_ptr<tls::ServerContext> tls_;
+  std::shared_ptr<AuthState> auth_;
+  BlockingPool auth_pool_{2};
   spool::Spool& spool_;
   SmtpServer::OnQueued on_queued_;
   std::map<std::string, int> per_ip_;
@@ -242,9 +284,45 @@ asio::awaitable<bool> Flush(const std::shared_ptr<SessionIo>& io,
   co_return !ec;
 }
 
+// Checks the machine's credentials: refused at once while the address is
+// blocked, else crypt(3) on the auth pool, and a failure answered only after
+// the guard's growing delay.
+asio::awaitable<void> Authenticate(ServerState* state, SessionMachine* m,
+                                   const std::string* ip) {
+  std::shared_ptr<AuthState> auth = state->auth();
+  if (!auth) {
+    m->OnAuthResult(AuthResult::kTempFail);
+    co_return;
+  }
+  if (auth->guard->Blocked(*ip, std::chrono::steady_clock::now())) {
+    m->OnAuthResult(AuthResult::kBlocked);
+    co_return;
+  }
+  auth::Authenticator::Outcome outcome;
+  std::function<void()> work = [&] {
+    if (!m->auth_user().empty()) {
+      outcome = auth->users->Check(m->auth_user(), m->auth_password());
+    }
+  };
+  asio::any_io_executor ex = co_await asio::this_coro::executor;
+  co_await state->auth_pool().Run(ex, &work);
+  if (outcome.ok) {
+    m->OnAuthResult(AuthResult::kOk, std::move(outcome.addresses));
+    co_return;
+  }
+  const auto delay =
+      auth->guard->RecordFailure(*ip, std::chrono::steady_clock::now());
+  if (delay.count() > 0) {
+    asio::steady_timer pause(ex, delay);
+    co_await pause.async_wait(kUseTuple);
+  }
+  m->OnAuthResult(AuthResult::kFailed);
+}
+
 asio::awaitable<void> RunSession(std::shared_ptr<ServerState> state,
                                  std::shared_ptr<SessionIo> io, std::string ip,
-                                 std::uint16_t port) {
+                                 std::uint16_t port,
+                                 config::ListenerMode mode) {
   asio::any_io_executor ex = co_await asio::this_coro::executor;
   auto [cfg, relay, tls_context] = state->Snapshot();
   SessionEnv env;
@@ -254,15 +332,48 @@ asio::awaitable<void> RunSession(std::shared_ptr<ServerState> state,
   env.now_unix = [] { return static_cast<std::int64_t>(std::time(nullptr)); };
   env.new_queue_id = NewQueueId;
   env.tls_available = tls_context != nullptr;
+  env.auth_available = cfg->auth.has_value();
   ClientInfo client{ip, port,
-                    config::InNetworks(cfg->relay.trusted_networks, ip)};
+                    config::InNetworks(cfg->relay.trusted_networks, ip),
+                    mode != config::ListenerMode::kSmtp};
 
+  const auto command_timeout = cfg->server.command_timeout;
   auto refuse = state->Admit(ip, io, *cfg);
   if (!refuse) log::Info("connect from unknown[{}]:{}", ip, port);
   SessionMachine m(std::move(env), std::move(client));
+  if (!refuse && mode == config::ListenerMode::kSubmissions) {
+    // RFC 8314 3: TLS from the first byte, then the greeting inside it.
+    std::string description;
+    if (tls_context) {
+      io->tls = std::make_unique<tls::ServerStream>(tls_context, io->socket);
+      ArmDeadline(io, command_timeout);
+      auto ec = co_await io->tls->Handshake();
+      ClearDeadline(io);
+      if (ec) {
+        log::Info("TLS handshake with unknown[{}] failed: {}", ip,
+                  ec.message());
+        io->tls.reset();
+      } else {
+        io->tls_buffer.resize(16 * 1024);
+        description = fmt::format("{} with cipher {} ({}/{} bits)",
+                                  io->tls->Version(), io->tls->Cipher(),
+                                  io->tls->CipherBits(), io->tls->CipherBits());
+        log::Info("TLS connection established from unknown[{}]: {}", ip,
+                  description);
+      }
+    }
+    if (!io->tls) {
+      boost::system::error_code ignored;
+      io->socket.close(ignored);
+      io->timer.cancel();
+      log::Info("disconnect from unknown[{}]:{} (no TLS)", ip, port);
+      state->Leave(ip, io);
+      co_return;
+    }
+    m.StartedWithTls(std::move(description));
+  }
   m.Start(refuse);
 
-  const auto command_timeout = cfg->server.command_timeout;
   const auto data_timeout = cfg->server.data_timeout;
   std::string pending;  // input not yet consumed (waiting on the spool)
   std::unique_ptr<spool::MessageWriter> writer;
@@ -387,6 +498,15 @@ asio::awaitable<void> RunSession(std::shared_ptr<ServerState> state,
         m.OnTlsStarted(std::move(description));
         break;
       }
+      case SessionMachine::Action::kAuthenticate: {
+        if (!co_await Flush(io, m, command_timeout)) {
+          m.OnAuthResult(AuthResult::kFailed);
+          m.OnEof();
+          break;
+        }
+        co_await Authenticate(state.get(), &m, &ip);
+        break;
+      }
       case SessionMachine::Action::kClose:
         co_await Flush(io, m, std::chrono::seconds(10));
         running = false;
@@ -405,7 +525,8 @@ asio::awaitable<void> RunSession(std::shared_ptr<ServerState> state,
 }
 
 asio::awaitable<void> Listen(std::shared_ptr<ServerState> state,
-                             std::shared_ptr<tcp::acceptor> acceptor) {
+                             std::shared_ptr<tcp::acceptor> acceptor,
+                             config::ListenerMode mode) {
   for (;;) {
     auto [ec, socket] = co_await acceptor->async_accept(
         asio::make_strand(state->io()), kUseTuple);
@@ -422,9 +543,10 @@ asio::awaitable<void> Listen(std::shared_ptr<ServerState> state,
     if (rec) continue;  // already gone
     auto io = std::make_shared<SessionIo>(std::move(socket));
     auto ex = io->socket.get_executor();
-    asio::co_spawn(
-        ex, RunSession(state, io, remote.address().to_string(), remote.port()),
-        asio::detached);
+    asio::co_spawn(ex,
+                   RunSession(state, io, remote.address().to_string(),
+                              remote.port(), mode),
+                   asio::detached);
   }
 }
 
@@ -440,6 +562,7 @@ Result<std::shared_ptr<tls::ServerContext>> LoadTls(
 struct SmtpServer::Impl {
   std::shared_ptr<ServerState> state;
   std::vector<std::shared_ptr<tcp::acceptor>> acceptors;
+  std::vector<config::ListenerMode> modes;
 };
 
 SmtpServer::SmtpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -450,17 +573,11 @@ Result<std::unique_ptr<SmtpServer>> SmtpServer::Start(
     spool::Spool& spool, OnQueued on_queued) {
   auto tls_context = LoadTls(*config);
   if (!tls_context) return Error(tls_context.error());
-  for (const auto& l : config->listeners) {
-    if (l.mode != config::ListenerMode::kSmtp) {
-      return Error(Status::InvalidArgument(fmt::format(
-          "listener {}:{}: mode \"{}\" needs AUTH, which petrel does not "
-          "have yet; use mode = \"smtp\"",
-          l.host, l.port, config::ListenerModeName(l.mode))));
-    }
-  }
+  auto auth = LoadAuth(*config, nullptr);
+  if (!auth) return Error(auth.error());
   auto impl = std::make_unique<Impl>();
   impl->state = std::make_shared<ServerState>(io, config, spool, *tls_context,
-                                              std::move(on_queued));
+                                              *auth, std::move(on_queued));
   for (const auto& l : config->listeners) {
     boost::system::error_code ec;
     auto addr = asio::ip::make_address(l.host, ec);
@@ -476,9 +593,11 @@ Result<std::unique_ptr<SmtpServer>> SmtpServer::Start(
                                                l.host, l.port, ec.message())));
     }
     impl->acceptors.push_back(acc);
+    impl->modes.push_back(l.mode);
   }
-  for (auto& acc : impl->acceptors) {
-    asio::co_spawn(io, Listen(impl->state, acc), asio::detached);
+  for (std::size_t i = 0; i < impl->acceptors.size(); ++i) {
+    asio::co_spawn(io, Listen(impl->state, impl->acceptors[i], impl->modes[i]),
+                   asio::detached);
   }
   return std::unique_ptr<SmtpServer>(new SmtpServer(std::move(impl)));
 }
@@ -486,7 +605,10 @@ Result<std::unique_ptr<SmtpServer>> SmtpServer::Start(
 Status SmtpServer::Reload(std::shared_ptr<const config::Config> config) {
   auto tls_context = LoadTls(*config);
   if (!tls_context) return tls_context.error();
-  impl_->state->Reload(std::move(config), *tls_context);
+  auto previous = impl_->state->auth();
+  auto auth = LoadAuth(*config, previous.get());
+  if (!auth) return auth.error();
+  impl_->state->Reload(std::move(config), *tls_context, *auth);
   return Status::Ok();
 }
 

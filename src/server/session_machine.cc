@@ -4,12 +4,14 @@
 
 #include <algorithm>
 
+#include "auth/users.h"
 #include "base/check.h"
 #include "base/log.h"
 #include "config/config.h"
 #include "server/relay_policy.h"
 #include "smtp/command.h"
 #include "smtp/limits.h"
+#include "smtp/sasl.h"
 
 namespace petrel::server {
 
@@ -60,6 +62,8 @@ std::string_view SessionMachine::StateName() const {
           [](const ReceivingData&) { return std::string_view("DATA"); },
           [](const ReceivingChunk&) { return std::string_view("BDAT"); },
           [](const Committing&) { return std::string_view("END-OF-MESSAGE"); },
+          [](const AuthExchange&) { return std::string_view("AUTH"); },
+          [](const Authenticating&) { return std::string_view("AUTH"); },
           [](const Closed&) { return std::string_view("CLOSED"); },
       },
       state_);
@@ -82,6 +86,11 @@ void SessionMachine::Start(std::optional<smtp::Reply> refuse) {
     return;
   }
   Reply(smtp::MakeReply(220, env_.config->server.hostname + " ESMTP petrel"));
+}
+
+void SessionMachine::StartedWithTls(std::string description) {
+  tls_active_ = true;
+  tls_description_ = std::move(description);
 }
 
 void SessionMachine::Reply(const smtp::Reply& reply) {
@@ -162,7 +171,8 @@ std::size_t SessionMachine::Feed(std::string_view input) {
     } else if (std::holds_alternative<ReceivingChunk>(state_)) {
       n = FeedChunk(rest);
     } else if (std::holds_alternative<Closed>(state_) ||
-               std::holds_alternative<Committing>(state_)) {
+               std::holds_alternative<Committing>(state_) ||
+               std::holds_alternative<Authenticating>(state_)) {
       break;
     } else {
       n = FeedCommands(rest);
@@ -176,7 +186,14 @@ std::size_t SessionMachine::Feed(std::string_view input) {
 std::size_t SessionMachine::FeedCommands(std::string_view input) {
   std::size_t n = lines_.Feed(input);
   if (auto line = lines_.Take()) {
-    if (line->kind == smtp::CommandLine::Kind::kTooLong) {
+    if (std::holds_alternative<AuthExchange>(state_)) {
+      if (line->kind == smtp::CommandLine::Kind::kTooLong) {
+        Enter(Ready{});
+        ClientError(500, {5, 5, 2}, "Line too long");
+      } else {
+        OnAuthResponse(line->text);
+      }
+    } else if (line->kind == smtp::CommandLine::Kind::kTooLong) {
       Count("unknown");
       ClientError(500, {5, 5, 2}, "Line too long");
     } else {
@@ -252,9 +269,7 @@ void SessionMachine::HandleLine(std::string_view line, bool more_pending) {
       OnStartTls();
       break;
     case smtp::Verb::kAuth:
-      // AUTH arrives with the submission work (issue 4); until then it is
-      // not advertised.
-      ClientError(502, {5, 5, 1}, "Error: command not implemented");
+      OnAuth(cmd->argument);
       break;
   }
 }
@@ -289,6 +304,8 @@ void SessionMachine::OnEhlo(std::string_view arg, bool extended) {
       fmt::format("LIMITS RCPTMAX={}", cfg.limits.max_recipients),
   };
   if (env_.tls_available && !tls_active_) r.lines.push_back("STARTTLS");
+  // RFC 4954 4 and RFC 8314: credentials only ever travel encrypted.
+  if (env_.auth_available && tls_active_) r.lines.push_back("AUTH PLAIN LOGIN");
   Reply(r);
 }
 
@@ -301,19 +318,48 @@ void SessionMachine::OnMail(std::string_view arg) {
     ClientError(503, {5, 5, 1}, "Error: nested MAIL command");
     return;
   }
+  if (client_.submission && auth_user_.empty()) {
+    ClientError(530, {5, 7, 0}, "Authentication required");
+    return;
+  }
   smtp::OfferedExtensions offered;
   offered.esmtp = esmtp_;
   offered.max_message_size = env_.config->limits.max_message_size;
+  offered.auth = env_.auth_available && tls_active_;
   auto mail = smtp::ParseMailArgument(arg, offered);
   if (!mail) {
     ClientError(mail.error());
+    return;
+  }
+  const auto& auth = env_.config->auth;
+  if (!auth_user_.empty() && auth && auth->sender_login_match &&
+      mail->reverse_path &&
+      !auth::MaySendAs(auth_user_, auth_addresses_,
+                       mail->reverse_path->ToString(),
+                       env_.config->relay.local_domains)) {
+    log::Info(
+        "NOQUEUE: reject: MAIL from unknown[{}]: sender <{}> not owned "
+        "by user {}",
+        client_.address, LogAddress(mail->reverse_path),
+        smtp::SanitizeText(auth_user_, 200));
+    ClientError(553, {5, 7, 1},
+                fmt::format("<{}>: Sender address rejected: not owned by user "
+                            "{}",
+                            LogAddress(mail->reverse_path),
+                            smtp::SanitizeText(auth_user_, 200)));
     return;
   }
   auto tx = std::make_unique<Transaction>();
   tx->sender = std::move(mail->reverse_path);
   tx->params = std::move(mail->params);
   id_ = env_.new_queue_id();
-  log::Info("{}: client=unknown[{}]:{}", id_, client_.address, client_.port);
+  if (auth_user_.empty()) {
+    log::Info("{}: client=unknown[{}]:{}", id_, client_.address, client_.port);
+  } else {
+    log::Info("{}: client=unknown[{}]:{}, sasl_method={}, sasl_username={}",
+              id_, client_.address, client_.port, auth_method_,
+              smtp::SanitizeText(auth_user_, 200));
+  }
   Enter(MailGiven{std::move(tx)});
   Reply(250, {2, 1, 0}, "Ok");
 }
@@ -344,8 +390,11 @@ void SessionMachine::OnRcpt(std::string_view arg) {
     ClientError(rcpt.error());
     return;
   }
+  // RFC 4954 and Postfix's permit_sasl_authenticated: a user who logged in
+  // may send anywhere.
+  const bool may_relay = client_.trusted || !auth_user_.empty();
   if (auto refused =
-          env_.relay->CheckRecipient(rcpt->forward_path, client_.trusted)) {
+          env_.relay->CheckRecipient(rcpt->forward_path, may_relay)) {
     log::Info("{}: reject: RCPT from unknown[{}]: {}; from=<{}> to=<{}>", id_,
               client_.address, refused->Text(), LogAddress(tx.sender),
               smtp::SanitizeText(rcpt->forward_path.ToString(), 600));
@@ -464,8 +513,133 @@ void SessionMachine::OnTlsStarted(std::string description) {
   helo_.clear();
   esmtp_ = false;
   id_.clear();
+  auth_user_.clear();
+  auth_addresses_.clear();
   lines_ = smtp::LineReader();
   Enter(AwaitHelo{});
+}
+
+void SessionMachine::OnAuth(std::string_view arg) {
+  if (!env_.auth_available) {
+    ClientError(502, {5, 5, 1}, "Error: command not implemented");
+    return;
+  }
+  if (!tls_active_) {
+    // RFC 4954 6 / RFC 3207: never take a password in plaintext.
+    ClientError(538, {5, 7, 11},
+                "Encryption required for requested authentication mechanism");
+    return;
+  }
+  if (!esmtp_) {
+    ClientError(503, {5, 5, 1}, "Error: send EHLO first");
+    return;
+  }
+  if (!auth_user_.empty()) {
+    ClientError(503, {5, 5, 1}, "Error: already authenticated");
+    return;
+  }
+  if (!std::holds_alternative<Ready>(state_)) {
+    ClientError(503, {5, 5, 1}, "Error: MAIL transaction in progress");
+    return;
+  }
+  const std::size_t space = arg.find(' ');
+  std::string_view name = arg.substr(0, space);
+  std::optional<std::string_view> initial;
+  if (space != std::string_view::npos) initial = arg.substr(space + 1);
+  auto mechanism = smtp::ParseSaslMechanism(name);
+  if (!mechanism) {
+    ClientError(504, {5, 5, 4}, "Unrecognized authentication type");
+    return;
+  }
+  const bool login = *mechanism == smtp::SaslMechanism::kLogin;
+  auth_method_ = login ? "LOGIN" : "PLAIN";
+  Enter(AuthExchange{login, false});
+  if (initial) {
+    // RFC 4954 4: "=" is an empty initial response.
+    OnAuthResponse(*initial == "=" ? std::string_view() : *initial);
+    return;
+  }
+  if (login) {
+    Reply(smtp::MakeReply(334, std::string(smtp::kLoginUserChallenge)));
+  } else {
+    output_ += "334 \r\n";  // RFC 4954 4: "334" SP, an empty challenge
+  }
+}
+
+void SessionMachine::OnAuthResponse(std::string_view line) {
+  auto& ex = std::get<AuthExchange>(state_);
+  if (line == "*") {
+    Enter(Ready{});
+    ClientError(501, {5, 7, 0}, "Authentication aborted");
+    return;
+  }
+  auto decoded = smtp::DecodeBase64(line);
+  if (!decoded) {
+    Enter(Ready{});
+    ClientError(501, {5, 5, 2}, "Cannot decode response");
+    return;
+  }
+  if (!ex.login) {
+    auto credentials = smtp::ParsePlainMessage(*decoded);
+    if (!credentials) {
+      AuthenticateWith({}, {});  // fails, after the same delay
+      return;
+    }
+    AuthenticateWith(std::move(credentials->user),
+                     std::move(credentials->password));
+    return;
+  }
+  if (!ex.have_user) {
+    ex.have_user = true;
+    auth_request_user_ = std::move(*decoded);
+    Reply(smtp::MakeReply(334, std::string(smtp::kLoginPasswordChallenge)));
+    return;
+  }
+  AuthenticateWith(std::exchange(auth_request_user_, {}), std::move(*decoded));
+}
+
+void SessionMachine::AuthenticateWith(std::string user, std::string password) {
+  auth_request_user_ = std::move(user);
+  auth_request_password_ = std::move(password);
+  Enter(Authenticating{});
+  action_ = Action::kAuthenticate;
+}
+
+void SessionMachine::OnAuthResult(AuthResult result,
+                                  std::vector<std::string> addresses) {
+  CHECK(action_ == Action::kAuthenticate);
+  action_ = Action::kRead;
+  Enter(Ready{});
+  std::string user = std::exchange(auth_request_user_, {});
+  auth_request_password_.assign(auth_request_password_.size(), '\0');
+  auth_request_password_.clear();
+  const std::string shown = smtp::SanitizeText(user, 200);
+  switch (result) {
+    case AuthResult::kOk:
+      log::Info("AUTH {} as {} from unknown[{}]", auth_method_, shown,
+                client_.address);
+      auth_user_ = std::move(user);
+      auth_addresses_ = std::move(addresses);
+      Reply(235, {2, 7, 0}, "Authentication successful");
+      return;
+    case AuthResult::kFailed:
+      log::Warning("unknown[{}]: SASL {} authentication failed for user {}",
+                   client_.address, auth_method_, shown);
+      // RFC 4954 6: the same answer whether the user exists or not.
+      ClientError(535, {5, 7, 8}, "Authentication credentials invalid");
+      return;
+    case AuthResult::kBlocked:
+      log::Warning("unknown[{}]: too many AUTH failures; AUTH refused",
+                   client_.address);
+      CloseWith(smtp::MakeReply(
+          421, {4, 7, 0},
+          env_.config->server.hostname +
+              " Error: too many authentication failures; try again later"));
+      return;
+    case AuthResult::kTempFail:
+      Reply(454, {4, 7, 0}, "Temporary authentication failure");
+      return;
+  }
 }
 
 void SessionMachine::OnTlsFailed() {
@@ -611,8 +785,7 @@ void SessionMachine::BuildEnvelope(Transaction& tx) {
   e.dsn_envid = tx.params.envid;
   e.helo = helo_;
   e.client_address = client_.address;
-  e.protocol =
-      std::string(esmtp_ ? "ESMTP" : "SMTP") + (tls_active_ ? "S" : "");
+  e.protocol = WithProtocol(false);
   e.arrival_unix = env_.now_unix();
   e.next_attempt_unix = e.arrival_unix;
   for (auto& r : tx.recipients) {
@@ -634,13 +807,18 @@ void SessionMachine::BuildEnvelope(Transaction& tx) {
   envelope_ = std::move(e);
 }
 
+std::string SessionMachine::WithProtocol(bool smtputf8) const {
+  // RFC 3848 and RFC 6531 "with" values: S for TLS, A for AUTH.
+  std::string with = smtputf8 ? "UTF8SMTP" : (esmtp_ ? "ESMTP" : "SMTP");
+  if (tls_active_) with += "S";
+  if (!auth_user_.empty()) with += "A";
+  return with;
+}
+
 std::string SessionMachine::ReceivedHeader(const Transaction& tx) const {
   // RFC 5321 4.4. With one recipient we name it, as most MTAs do; with
   // several we do not, so one recipient cannot learn the others.
-  // RFC 3848 and RFC 6531 "with" values: a trailing S for TLS.
-  std::string with =
-      tx.params.smtputf8 ? "UTF8SMTP" : (esmtp_ ? "ESMTP" : "SMTP");
-  if (tls_active_) with += "S";
+  const std::string with = WithProtocol(tx.params.smtputf8);
   std::string literal = client_.address.find(':') != std::string::npos
                             ? "IPv6:" + client_.address
                             : client_.address;

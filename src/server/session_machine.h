@@ -1,6 +1,7 @@
 // The SMTP server session as a pure state machine (RFC 5321 4.1, 4.3.2;
 // RFC 1870 SIZE, RFC 2920 PIPELINING, RFC 3030 CHUNKING, RFC 3461 DSN,
-// RFC 6531 SMTPUTF8, RFC 9422 LIMITS).
+// RFC 6531 SMTPUTF8, RFC 9422 LIMITS, RFC 4954 AUTH with RFC 4616 PLAIN
+// and LOGIN).
 //
 // No I/O: the driver (session.cc, or a fuzzer with an in-memory spool) feeds
 // received bytes in any split and carries out the one Action the machine asks
@@ -49,6 +50,8 @@ struct ClientInfo {
   std::string address;  // "127.0.0.1", "::1"
   std::uint16_t port = 0;
   bool trusted = false;  // in [relay] trusted_networks
+  // A submission or submissions listener: AUTH is required before MAIL.
+  bool submission = false;
 };
 
 // What the machine needs from outside, fixed for the session.
@@ -59,20 +62,32 @@ struct SessionEnv {
   std::function<std::string()> now_rfc5322;
   std::function<std::int64_t()> now_unix;
   std::function<std::string()> new_queue_id;
-  bool tls_available = false;  // [tls] configured: STARTTLS offered
+  bool tls_available = false;   // [tls] configured: STARTTLS offered
+  bool auth_available = false;  // [auth] configured: AUTH offered under TLS
+};
+
+// What the driver found when it checked credentials (kAuthenticate).
+enum class AuthResult {
+  kOk,
+  kFailed,    // wrong user or password, or a malformed exchange
+  kBlocked,   // too many failures from this address: 421 and close
+  kTempFail,  // the users file cannot be read: 454
 };
 
 class SessionMachine {
  public:
   enum class Action {
-    kRead,      // write TakeOutput(), then read more and Feed() it
-    kAppend,    // append TakeContent() to the message current_id()
-    kCommit,    // append TakeContent() (if any), then commit envelope()
-    kAbort,     // drop the message current_id(); then call OnAbortDone()
-    kClose,     // write TakeOutput(), then close the connection
-    kStartTls,  // write TakeOutput() in plaintext, DROP every byte received
-                // after the STARTTLS line (CVE-2011-0411), run the TLS
-                // handshake, then call OnTlsStarted() or OnTlsFailed()
+    kRead,          // write TakeOutput(), then read more and Feed() it
+    kAppend,        // append TakeContent() to the message current_id()
+    kCommit,        // append TakeContent() (if any), then commit envelope()
+    kAbort,         // drop the message current_id(); then call OnAbortDone()
+    kClose,         // write TakeOutput(), then close the connection
+    kStartTls,      // write TakeOutput() in plaintext, DROP every byte received
+                    // after the STARTTLS line (CVE-2011-0411), run the TLS
+                    // handshake, then call OnTlsStarted() or OnTlsFailed()
+    kAuthenticate,  // check auth_user()/auth_password() (slow: off the I/O
+                    // thread; a failure after the anti-brute-force delay),
+                    // then call OnAuthResult()
   };
 
   SessionMachine(SessionEnv env, ClientInfo client);
@@ -81,6 +96,9 @@ class SessionMachine {
   // Queues the greeting (or 421 if `refuse` is set, e.g. too many
   // connections, followed by kClose).
   void Start(std::optional<smtp::Reply> refuse = std::nullopt);
+  // Implicit TLS (RFC 8314, a submissions listener): the handshake is done
+  // before Start().
+  void StartedWithTls(std::string description);
 
   // Consumes input until all of it is used or an action other than kRead is
   // pending; returns the number of bytes consumed.
@@ -99,6 +117,12 @@ class SessionMachine {
   // "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)".
   void OnTlsStarted(std::string description);
   void OnTlsFailed();
+  // After kAuthenticate. `addresses`: the user's listed sender addresses.
+  void OnAuthResult(AuthResult result, std::vector<std::string> addresses = {});
+  const std::string& auth_user() const { return auth_request_user_; }
+  const std::string& auth_password() const { return auth_request_password_; }
+  // The authenticated user, "" if none.
+  const std::string& authenticated_user() const { return auth_user_; }
 
   // The one landing site for the end of a session not asked for by QUIT.
   void OnTimeout();
@@ -132,9 +156,16 @@ class SessionMachine {
   struct Committing {
     std::unique_ptr<Transaction> tx;
   };
+  // AUTH (RFC 4954 4): lines are SASL responses, not commands.
+  struct AuthExchange {
+    bool login = false;      // LOGIN; else PLAIN
+    bool have_user = false;  // LOGIN: the user name came
+  };
+  struct Authenticating {};  // the driver checks the credentials
   struct Closed {};
-  using State = std::variant<AwaitHelo, Ready, MailGiven, ReceivingData,
-                             ReceivingChunk, Committing, Closed>;
+  using State =
+      std::variant<AwaitHelo, Ready, MailGiven, ReceivingData, ReceivingChunk,
+                   Committing, AuthExchange, Authenticating, Closed>;
 
   void Enter(State next);
   void Reply(const smtp::Reply& reply);
@@ -154,6 +185,10 @@ class SessionMachine {
   void OnBdat(std::string_view arg);
   void OnRset();
   void OnStartTls();
+  void OnAuth(std::string_view arg);
+  void OnAuthResponse(std::string_view line);
+  void AuthenticateWith(std::string user, std::string password);
+  std::string WithProtocol(bool smtputf8) const;
   void AddContent(std::string_view content);
   void FinishMessage();
   std::string ReceivedHeader(const Transaction& tx) const;
@@ -175,6 +210,11 @@ class SessionMachine {
   bool shutting_down_ = false;
   bool tls_active_ = false;
   std::string tls_description_;
+  std::string auth_user_;  // "" until AUTH succeeds
+  std::string auth_method_;
+  std::vector<std::string> auth_addresses_;
+  std::string auth_request_user_;
+  std::string auth_request_password_;
   bool message_in_spool_ = false;  // some content was handed to the spool
   std::string id_;                 // queue ID of the current transaction
   spool::Envelope envelope_;

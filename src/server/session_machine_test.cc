@@ -21,7 +21,7 @@ config::Config TestConfig() {
 class Driver {
  public:
   explicit Driver(config::Config c = TestConfig(), bool trusted = false,
-                  bool tls = false) {
+                  bool tls = false, bool submission = false) {
     auto cfg = std::make_shared<const config::Config>(std::move(c));
     SessionEnv env;
     env.config = cfg;
@@ -32,8 +32,9 @@ class Driver {
     env.now_unix = [] { return std::int64_t{1795000000}; };
     env.new_queue_id = [this] { return "ID" + std::to_string(++ids_); };
     env.tls_available = tls;
+    env.auth_available = cfg->auth.has_value();
     machine_ = std::make_unique<SessionMachine>(
-        std::move(env), ClientInfo{"192.0.2.7", 40000, trusted});
+        std::move(env), ClientInfo{"192.0.2.7", 40000, trusted, submission});
     machine_->Start();
     Run();
   }
@@ -56,6 +57,10 @@ class Driver {
 
   Status append_status = Status::Ok();
   Status commit_status = Status::Ok();
+  // The credential check of kAuthenticate: alice/secret is good.
+  bool auth_blocked = false;
+  std::vector<std::string> alice_addresses;
+  std::vector<std::pair<std::string, std::string>> auth_checks;
 
  private:
   void Run() {
@@ -91,6 +96,20 @@ class Driver {
           pending_.clear();
           machine_->OnTlsStarted("TLSv1.3 with cipher TEST (256/256 bits)");
           break;
+        case SessionMachine::Action::kAuthenticate: {
+          out_ += machine_->TakeOutput();
+          const std::string user = machine_->auth_user();
+          const std::string password = machine_->auth_password();
+          auth_checks.emplace_back(user, password);
+          if (auth_blocked) {
+            machine_->OnAuthResult(AuthResult::kBlocked);
+          } else if (user == "alice" && password == "secret") {
+            machine_->OnAuthResult(AuthResult::kOk, alice_addresses);
+          } else {
+            machine_->OnAuthResult(AuthResult::kFailed);
+          }
+          break;
+        }
         case SessionMachine::Action::kClose:
           out_ += machine_->TakeOutput();
           closed_ = true;
@@ -514,6 +533,188 @@ TEST(SessionMachine, ShutdownAndTimeout) {
   t.m().OnTimeout();
   EXPECT_EQ(t.m().TakeOutput(),
             "421 4.4.2 mx.example.test Error: timeout exceeded\r\n");
+}
+
+}  // namespace
+}  // namespace petrel::server
+
+namespace petrel::server {
+namespace {
+
+config::Config AuthConfig() {
+  config::Config c = TestConfig();
+  c.auth = config::Auth{};
+  c.auth->users = "/dev/null";
+  return c;
+}
+
+// "\0alice\0secret" and friends, base64 (RFC 4616).
+constexpr std::string_view kAliceSecret = "AGFsaWNlAHNlY3JldA==";
+constexpr std::string_view kAliceWrong = "AGFsaWNlAHdyb25n";    // alice/wrong
+constexpr std::string_view kMalloryX = "AG1hbGxvcnkAc2VjcmV0";  // mallory
+
+// EHLO, STARTTLS, EHLO: the state AUTH needs.
+std::string UnderTls(Driver& d) {
+  d.Output();
+  d.Send("EHLO c.example\r\n");
+  d.Send("STARTTLS\r\n");
+  return d.Send("EHLO c.example\r\n");
+}
+
+TEST(SessionAuth, NotOfferedNorTakenWithoutTls) {
+  Driver d(AuthConfig(), false, /*tls=*/true);
+  d.Output();
+  EXPECT_EQ(d.Send("EHLO c.example\r\n").find("AUTH"), std::string::npos);
+  EXPECT_EQ(
+      d.Send(std::string("AUTH PLAIN ") + std::string(kAliceSecret) + "\r\n"),
+      "538 5.7.11 Encryption required for requested authentication "
+      "mechanism\r\n");
+  EXPECT_TRUE(d.auth_checks.empty());
+}
+
+TEST(SessionAuth, NotOfferedWithoutAuthSection) {
+  Driver d(TestConfig(), false, /*tls=*/true);
+  EXPECT_EQ(UnderTls(d).find("AUTH"), std::string::npos);
+  EXPECT_EQ(d.Send("AUTH PLAIN =\r\n"),
+            "502 5.5.1 Error: command not implemented\r\n");
+}
+
+TEST(SessionAuth, PlainWithInitialResponseThenRelayAnywhere) {
+  Driver d(AuthConfig(), false, true);
+  EXPECT_NE(UnderTls(d).find("250 AUTH PLAIN LOGIN\r\n"), std::string::npos);
+  EXPECT_EQ(
+      d.Send(std::string("AUTH PLAIN ") + std::string(kAliceSecret) + "\r\n"),
+      "235 2.7.0 Authentication successful\r\n");
+  ASSERT_EQ(d.auth_checks.size(), 1u);
+  EXPECT_EQ(d.auth_checks[0].first, "alice");
+  EXPECT_EQ(d.m().authenticated_user(), "alice");
+  // Untrusted address, but authenticated: relaying is allowed.
+  EXPECT_EQ(d.Send("MAIL FROM:<alice@example.test> AUTH=alice@example.test\r\n"
+                   "RCPT TO:<x@far.example>\r\nDATA\r\n"),
+            "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with "
+            "<CR><LF>.<CR><LF>\r\n");
+  EXPECT_EQ(d.Send("Subject: s\r\n\r\nb\r\n.\r\n"),
+            "250 2.0.0 Ok: queued as ID1\r\n");
+  ASSERT_EQ(d.committed().size(), 1u);
+  EXPECT_EQ(d.committed()[0].protocol, "ESMTPSA");
+  EXPECT_NE(d.contents()[0].find("with ESMTPSA id ID1"), std::string::npos)
+      << d.contents()[0];
+}
+
+TEST(SessionAuth, PlainAndLoginWithChallenges) {
+  Driver d(AuthConfig(), false, true);
+  UnderTls(d);
+  EXPECT_EQ(d.Send("AUTH PLAIN\r\n"), "334 \r\n");
+  EXPECT_EQ(d.Send(std::string(kAliceWrong) + "\r\n"),
+            "535 5.7.8 Authentication credentials invalid\r\n");
+  EXPECT_EQ(d.Send("AUTH LOGIN\r\n"), "334 VXNlcm5hbWU6\r\n");
+  EXPECT_EQ(d.Send("YWxpY2U=\r\n"), "334 UGFzc3dvcmQ6\r\n");
+  EXPECT_EQ(d.Send("c2VjcmV0\r\n"), "235 2.7.0 Authentication successful\r\n");
+  EXPECT_EQ(d.Send("AUTH LOGIN\r\n"),
+            "503 5.5.1 Error: already authenticated\r\n");
+}
+
+TEST(SessionAuth, LoginWithInitialUserName) {
+  Driver d(AuthConfig(), false, true);
+  UnderTls(d);
+  EXPECT_EQ(d.Send("AUTH login YWxpY2U=\r\n"), "334 UGFzc3dvcmQ6\r\n");
+  EXPECT_EQ(d.Send("c2VjcmV0\r\n"), "235 2.7.0 Authentication successful\r\n");
+}
+
+TEST(SessionAuth, UnknownUserGetsTheSameAnswerAsAWrongPassword) {
+  Driver d(AuthConfig(), false, true);
+  UnderTls(d);
+  const std::string wrong =
+      d.Send(std::string("AUTH PLAIN ") + std::string(kAliceWrong) + "\r\n");
+  const std::string unknown =
+      d.Send(std::string("AUTH PLAIN ") + std::string(kMalloryX) + "\r\n");
+  EXPECT_EQ(wrong, "535 5.7.8 Authentication credentials invalid\r\n");
+  EXPECT_EQ(unknown, wrong);
+  EXPECT_EQ(d.auth_checks.size(), 2u);
+}
+
+TEST(SessionAuth, CancelBadBase64AndBadMechanism) {
+  Driver d(AuthConfig(), false, true);
+  UnderTls(d);
+  EXPECT_EQ(d.Send("AUTH PLAIN\r\n*\r\n"),
+            "334 \r\n501 5.7.0 Authentication aborted\r\n");
+  EXPECT_EQ(d.Send("AUTH PLAIN not-base64!\r\n"),
+            "501 5.5.2 Cannot decode response\r\n");
+  EXPECT_EQ(d.Send("AUTH CRAM-MD5\r\n"),
+            "504 5.5.4 Unrecognized authentication type\r\n");
+  // A malformed PLAIN message is a failed login like any other.
+  EXPECT_EQ(d.Send("AUTH PLAIN YWxpY2U=\r\n"),
+            "535 5.7.8 Authentication credentials invalid\r\n");
+  EXPECT_EQ(d.Send("NOOP\r\n"), "250 2.0.0 Ok\r\n");
+}
+
+TEST(SessionAuth, PipelinedCommandsWaitForTheCheck) {
+  Driver d(AuthConfig(), false, true);
+  UnderTls(d);
+  EXPECT_EQ(d.Send(std::string("AUTH PLAIN ") + std::string(kAliceSecret) +
+                   "\r\nMAIL FROM:<alice@example.test>\r\n"),
+            "235 2.7.0 Authentication successful\r\n250 2.1.0 Ok\r\n");
+}
+
+TEST(SessionAuth, NotDuringATransaction) {
+  Driver d(AuthConfig(), false, true);
+  UnderTls(d);
+  d.Send("MAIL FROM:<a@remote.example>\r\n");
+  EXPECT_EQ(d.Send("AUTH PLAIN =\r\n"),
+            "503 5.5.1 Error: MAIL transaction in progress\r\n");
+}
+
+TEST(SessionAuth, SubmissionRequiresAuthBeforeMail) {
+  Driver d(AuthConfig(), false, true, /*submission=*/true);
+  UnderTls(d);
+  EXPECT_EQ(d.Send("MAIL FROM:<alice@example.test>\r\n"),
+            "530 5.7.0 Authentication required\r\n");
+  d.Send(std::string("AUTH PLAIN ") + std::string(kAliceSecret) + "\r\n");
+  EXPECT_EQ(d.Send("MAIL FROM:<alice@example.test>\r\n"), "250 2.1.0 Ok\r\n");
+}
+
+TEST(SessionAuth, SenderMustBelongToTheUser) {
+  Driver d(AuthConfig(), false, true, true);
+  d.alice_addresses = {"sales@example.test"};
+  UnderTls(d);
+  d.Send(std::string("AUTH PLAIN ") + std::string(kAliceSecret) + "\r\n");
+  EXPECT_EQ(d.Send("MAIL FROM:<bob@example.test>\r\n"),
+            "553 5.7.1 <bob@example.test>: Sender address rejected: not owned "
+            "by user alice\r\n");
+  EXPECT_EQ(d.Send("MAIL FROM:<Sales@example.test>\r\nRSET\r\n"),
+            "250 2.1.0 Ok\r\n250 2.0.0 Ok\r\n");
+  EXPECT_EQ(d.Send("MAIL FROM:<>\r\nRSET\r\n"),
+            "250 2.1.0 Ok\r\n250 2.0.0 Ok\r\n");
+}
+
+TEST(SessionAuth, SenderCheckCanBeTurnedOff) {
+  config::Config c = AuthConfig();
+  c.auth->sender_login_match = false;
+  Driver d(c, false, true, true);
+  UnderTls(d);
+  d.Send(std::string("AUTH PLAIN ") + std::string(kAliceSecret) + "\r\n");
+  EXPECT_EQ(d.Send("MAIL FROM:<bob@example.test>\r\n"), "250 2.1.0 Ok\r\n");
+}
+
+TEST(SessionAuth, BlockedAddressIsDisconnected) {
+  Driver d(AuthConfig(), false, true);
+  UnderTls(d);
+  d.auth_blocked = true;
+  EXPECT_EQ(
+      d.Send(std::string("AUTH PLAIN ") + std::string(kAliceSecret) + "\r\n"),
+      "421 4.7.0 mx.example.test Error: too many authentication "
+      "failures; try again later\r\n");
+  EXPECT_TRUE(d.closed());
+}
+
+TEST(SessionAuth, StartTlsForgetsNothingItShouldKeep) {
+  // AUTH is only possible after TLS, and a second STARTTLS is refused, so
+  // an authenticated session never starts over.
+  Driver d(AuthConfig(), false, true);
+  UnderTls(d);
+  d.Send(std::string("AUTH PLAIN ") + std::string(kAliceSecret) + "\r\n");
+  EXPECT_EQ(d.Send("STARTTLS\r\n"), "503 5.5.1 Error: TLS already active\r\n");
+  EXPECT_EQ(d.m().authenticated_user(), "alice");
 }
 
 }  // namespace

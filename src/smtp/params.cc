@@ -12,6 +12,8 @@ namespace {
 
 // RFC 3461 4.4 and 4.2: the longest ENVID and ORCPT values, encoded.
 constexpr std::size_t kMaxEnvidOctets = 100;
+// AUTH=: an xtext mailbox; the 512-octet command line bounds it anyway.
+constexpr std::size_t kMaxAuthOctets = 500;
 constexpr std::size_t kMaxOrcptOctets = 500;
 // How much of a peer's keyword we echo in a reply (Format() CHECKs 512).
 constexpr std::size_t kMaxEchoOctets = 32;
@@ -223,7 +225,7 @@ tl::expected<MailCommand, Reply> ParseMailArgument(
   MailCommand mail;
   MailParams& p = mail.params;
   bool seen_size = false, seen_body = false, seen_utf8 = false,
-       seen_ret = false, seen_envid = false;
+       seen_ret = false, seen_envid = false, seen_auth = false;
   auto duplicate = [](bool& seen) {
     const bool was = seen;
     seen = true;
@@ -278,6 +280,16 @@ tl::expected<MailCommand, Reply> ParseMailArgument(
       if (v && v->size() <= kMaxEnvidOctets) envid = DecodeValue(*v, false);
       if (!envid || envid->empty()) return SyntaxError("Bad ENVID parameter");
       p.envid = std::move(*envid);
+    } else if (EqualsIgnoreCase(k, "AUTH") && offered.auth) {
+      if (duplicate(seen_auth)) return SyntaxError("Duplicate AUTH parameter");
+      std::optional<std::string> who;
+      if (v && *v == "<>") {
+        who = "<>";
+      } else if (v && v->size() <= kMaxAuthOctets) {
+        who = DecodeValue(*v, false);
+      }
+      if (!who || who->empty()) return SyntaxError("Bad AUTH parameter");
+      p.auth = std::move(*who);
     } else {
       return NotSupported(k);
     }

@@ -1,6 +1,6 @@
 // MAIL FROM and RCPT TO: the path and the ESMTP parameters (RFC 5321 4.1.1.2
 // and 4.1.1.3, SIZE RFC 1870, BODY RFC 6152, SMTPUTF8 RFC 6531, DSN RFC 3461
-// RET/ENVID/NOTIFY/ORCPT).
+// RET/ENVID/NOTIFY/ORCPT, AUTH RFC 4954).
 //
 // ParseMailArgument() takes the argument of a MAIL command ("FROM:<a@b>
 // SIZE=10"), ParseRcptArgument() that of RCPT ("TO:<a@b> NOTIFY=NEVER").
@@ -32,6 +32,7 @@ struct OfferedExtensions {
   bool eight_bit_mime = true;
   bool smtputf8 = true;
   bool dsn = true;
+  bool auth = false;                   // RFC 4954 5: AUTH= on MAIL
   std::uint64_t max_message_size = 0;  // 0: no limit checked here
 };
 
@@ -44,6 +45,9 @@ struct MailParams {
   bool smtputf8 = false;
   DsnRet ret = DsnRet::kUnspecified;
   std::string envid;  // ENVID=, decoded from xtext ("" if absent)
+  // AUTH=, RFC 4954 5, decoded from xtext; "<>" as sent. Informational:
+  // petrel trusts only its own authentication of the session.
+  std::optional<std::string> auth;
 };
 
 // NOTIFY=, RFC 3461 4.1: NEVER alone, or any of SUCCESS, FAILURE, DELAY.

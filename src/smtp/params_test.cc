@@ -135,6 +135,20 @@ TEST(ParseMailArgument, Smtputf8) {
             "555 5.5.4 Unsupported parameter: SMTPUTF8");
 }
 
+TEST(ParseMailArgument, AuthOnlyWhenOffered) {  // RFC 4954 5
+  OfferedExtensions with_auth;
+  with_auth.auth = true;
+  EXPECT_EQ(MailOk("FROM:<a@b.example> AUTH=a+2Bx@b.example", with_auth).auth,
+            "a+x@b.example");
+  EXPECT_EQ(MailOk("FROM:<a@b.example> AUTH=<>", with_auth).auth, "<>");
+  EXPECT_EQ(MailError("FROM:<> AUTH=<>"),
+            "555 5.5.4 Unsupported parameter: AUTH");
+  EXPECT_EQ(MailError("FROM:<> AUTH=a+0D+0A", with_auth),
+            "501 5.5.4 Bad AUTH parameter");
+  EXPECT_EQ(MailError("FROM:<> AUTH=<> AUTH=<>", with_auth),
+            "501 5.5.4 Duplicate AUTH parameter");
+}
+
 TEST(ParseMailArgument, DsnRetAndEnvid) {
   EXPECT_EQ(MailOk("FROM:<> RET=FULL").ret, DsnRet::kFull);
   EXPECT_EQ(MailOk("FROM:<> ret=hdrs").ret, DsnRet::kHeaders);
