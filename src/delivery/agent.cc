@@ -26,6 +26,7 @@
 #include "base/log.h"
 #include "base/queue_id.h"
 #include "config/config.h"
+#include "delivery/credentials.h"
 #include "delivery/dsn.h"
 #include "delivery/local.h"
 #include "delivery/outcome.h"
@@ -180,16 +181,20 @@ class ConnectionCache {
  public:
   static constexpr auto kIdleLimit = std::chrono::seconds(2);
 
-  std::unique_ptr<SmtpConnection> Take(const SmtpTarget& t) {
+  // `tag`: what else the connection was opened with (TLS policy, AUTH
+  // user): only a connection with the same tag is reused.
+  std::unique_ptr<SmtpConnection> Take(const SmtpTarget& t,
+                                       const std::string& tag) {
     std::lock_guard lock(mu_);
-    auto it = idle_.find(Key(t));
+    auto it = idle_.find(Key(t) + "|" + tag);
     if (it == idle_.end()) return nullptr;
     auto conn = std::move(it->second.conn);
     idle_.erase(it);
     return conn;
   }
-  void Put(std::unique_ptr<SmtpConnection> conn) {
-    std::string key = Key(conn->target());  // before conn is moved from
+  void Put(std::unique_ptr<SmtpConnection> conn, const std::string& tag) {
+    // Before conn is moved from.
+    std::string key = Key(conn->target()) + "|" + tag;
     std::lock_guard lock(mu_);
     idle_.emplace(std::move(key),
                   Idle{std::move(conn), std::chrono::steady_clock::now()});
@@ -247,13 +252,14 @@ class AgentImpl : public Agent {
   AgentImpl(asio::io_context& io, std::shared_ptr<const config::Config> config,
             spool::Spool& spool, BlockingPool& pool,
             std::unique_ptr<dns::Resolver> resolver, Aliases aliases,
-            OnNewMessage on_new)
+            Credentials credentials, OnNewMessage on_new)
       : io_(io),
         config_(std::move(config)),
         spool_(spool),
         pool_(pool),
         resolver_(std::move(resolver)),
         aliases_(std::move(aliases)),
+        credentials_(std::move(credentials)),
         on_new_(std::move(on_new)),
         limits_(config_->delivery.concurrency_per_destination) {
     const auto& d = config_->delivery;
@@ -266,6 +272,7 @@ class AgentImpl : public Agent {
     client_.data_block_timeout = d.data_block_timeout;
     client_.data_end_timeout = d.data_end_timeout;
     client_.max_recipients_per_transaction = d.max_recipients_per_transaction;
+    client_.tls_ca_file = d.tls_ca_file;
     asio::co_spawn(io_, ReapIdle(cache_, stop_), asio::detached);
   }
   ~AgentImpl() override { *stop_ = true; }
@@ -303,6 +310,7 @@ class AgentImpl : public Agent {
   BlockingPool& pool_;
   std::unique_ptr<dns::Resolver> resolver_;
   Aliases aliases_;
+  Credentials credentials_;
   OnNewMessage on_new_;
   DestinationLimits limits_;
   ClientOptions client_;
@@ -513,9 +521,17 @@ asio::awaitable<void> AgentImpl::DeliverSmtpGroup(
       msg.recipients.push_back(ClientRecipient{i, r.address, r.notify,
                                                r.orcpt_type, r.orcpt_address});
     }
-    std::unique_ptr<SmtpConnection> conn = cache_->Take(target);
+    ClientOptions options = client_;
+    options.tls_policy = route.tls_policy;
+    options.credentials = credentials_.Find(
+        route.kind == RouteDecision::Kind::kStatic ? route.host : target.host,
+        target.port);
+    const std::string tag =
+        std::string(config::TlsPolicyName(options.tls_policy)) +
+        (options.credentials ? "|auth:" + options.credentials->user : "");
+    std::unique_ptr<SmtpConnection> conn = cache_->Take(target, tag);
     if (!conn) {
-      auto opened = co_await SmtpConnection::Open(ex, target, client_);
+      auto opened = co_await SmtpConnection::Open(ex, target, options);
       if (!opened) {
         last = opened.error().outcome;
         if (opened.error().try_next_host) continue;
@@ -530,7 +546,8 @@ asio::awaitable<void> AgentImpl::DeliverSmtpGroup(
     };
     co_await conn->Deliver(msg, done);
     if (conn->usable()) {
-      cache_->Put(std::move(conn));  // the next message to this host reuses it
+      // The next message to this host reuses it.
+      cache_->Put(std::move(conn), tag);
     } else {
       co_await conn->Quit();
     }
@@ -831,9 +848,18 @@ Result<std::unique_ptr<Agent>> NewAgent(
     }
     aliases = std::move(*loaded);
   }
-  return std::unique_ptr<Agent>(
-      new AgentImpl(io, std::move(config), spool, pool, std::move(*resolver),
-                    std::move(aliases), std::move(on_new_message)));
+  Credentials credentials;
+  if (!config->delivery.credentials.empty()) {
+    auto loaded = Credentials::Load(config->delivery.credentials);
+    if (!loaded) {
+      return Error(Status::InvalidArgument("delivery.credentials: " +
+                                           loaded.error().message()));
+    }
+    credentials = std::move(*loaded);
+  }
+  return std::unique_ptr<Agent>(new AgentImpl(
+      io, std::move(config), spool, pool, std::move(*resolver),
+      std::move(aliases), std::move(credentials), std::move(on_new_message)));
 }
 
 }  // namespace petrel::delivery

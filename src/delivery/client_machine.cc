@@ -6,6 +6,7 @@
 #include "base/check.h"
 #include "base/log.h"
 #include "smtp/params.h"
+#include "smtp/sasl.h"
 
 namespace petrel::delivery {
 namespace {
@@ -38,6 +39,8 @@ ClientState StateFor(Stage stage) {
       return ClientState::kRset;
     case Stage::kQuit:
       return ClientState::kQuit;
+    case Stage::kAuth:
+      return ClientState::kAuth;
   }
   return ClientState::kClosed;
 }
@@ -231,10 +234,10 @@ void ClientMachine::OnReply(const Pending& pending, const smtp::Reply& reply) {
         esmtp_ = true;
         extensions_ = smtp::ParseEhloReply(reply);
         if (extensions_.starttls && !tls_active_ &&
-            options_.tls_policy == TlsPolicy::kMay) {
+            options_.tls_policy != TlsPolicy::kNone) {
           Send("STARTTLS", {Stage::kStartTls});
         } else {
-          ready_ = true;
+          AfterHello();
         }
       } else if (c.effect == Effect::kHeloFallback) {
         Send("HELO " + options_.helo_name, {Stage::kHelo});
@@ -247,7 +250,7 @@ void ClientMachine::OnReply(const Pending& pending, const smtp::Reply& reply) {
         SiteFailureFromReply(pending.stage, reply);
         return;
       }
-      ready_ = true;  // plain SMTP: no extensions, no parameters
+      AfterHello();  // plain SMTP: no extensions, no parameters
       return;
     case Stage::kStartTls:
       if (c.effect == Effect::kProceed) {
@@ -264,10 +267,12 @@ void ClientMachine::OnReply(const Pending& pending, const smtp::Reply& reply) {
         parser_.Reset();
         starting_tls_ = true;
       } else if (c.effect == Effect::kStartTlsRefused) {
-        // Policy "may": plaintext, with the extensions already known.
-        log::Info("{}: STARTTLS refused ({}); continuing in plaintext",
-                  remote_mta_, smtp::SanitizeText(reply.Text()));
-        ready_ = true;
+        if (options_.tls_policy == TlsPolicy::kMay) {
+          // Plaintext, with the extensions already known.
+          log::Info("{}: STARTTLS refused ({}); continuing in plaintext",
+                    remote_mta_, smtp::SanitizeText(reply.Text()));
+        }
+        AfterHello();  // which gives up under encrypt/verify
       } else {
         SiteFailureFromReply(pending.stage, reply);
       }
@@ -282,6 +287,13 @@ void ClientMachine::OnReply(const Pending& pending, const smtp::Reply& reply) {
       return;
     case Stage::kQuit:
       closed_ = true;
+      return;
+    case Stage::kAuth:
+      if (c.effect != Effect::kProceed) {
+        SiteFailureFromReply(pending.stage, reply);
+        return;
+      }
+      OnAuthReply(pending, reply);
       return;
     case Stage::kMail:
     case Stage::kRcpt:
@@ -700,16 +712,91 @@ void ClientMachine::OnTlsStarted() {
   SyncState();
 }
 
-void ClientMachine::OnTlsFailed(std::string_view error) {
+void ClientMachine::OnTlsFailed(std::string_view error, bool not_verified) {
   CHECK(starting_tls_ && !closed_);
   starting_tls_ = false;
   tls_failed_ = true;
-  std::string text = "TLS handshake failed with " + remote_mta_;
+  std::string text =
+      not_verified
+          ? "Server certificate not verified (TLS policy verify) for " +
+                remote_mta_
+          : "TLS handshake failed with " + remote_mta_;
   if (!error.empty()) text += ": " + std::string(error);
-  const Outcome outcome =
-      TroubleOutcome(Trouble::kLostConnection, text, remote_mta_);
+  const Trouble trouble = not_verified ? Trouble::kTlsNotVerified
+                          : options_.tls_policy == TlsPolicy::kMay
+                              ? Trouble::kLostConnection
+                              : Trouble::kTlsRequired;
+  const Outcome outcome = TroubleOutcome(trouble, text, remote_mta_);
   SiteFailure(outcome, outcome);
   SyncState();
+}
+
+void ClientMachine::AfterHello() {
+  if (!tls_active_ && (options_.tls_policy == TlsPolicy::kEncrypt ||
+                       options_.tls_policy == TlsPolicy::kVerify)) {
+    const Outcome outcome = TroubleOutcome(
+        Trouble::kTlsRequired,
+        "TLS is required (TLS policy " +
+            std::string(options_.tls_policy == TlsPolicy::kVerify ? "verify"
+                                                                  : "encrypt") +
+            "), but was not offered by host " + remote_mta_,
+        remote_mta_);
+    SiteFailure(outcome, outcome);
+    return;
+  }
+  if (!options_.credentials) {
+    ready_ = true;
+    return;
+  }
+  if (!tls_active_) {
+    const Outcome outcome =
+        TroubleOutcome(Trouble::kAuthWithoutTls,
+                       "AUTH credentials are configured for " + remote_mta_ +
+                           ", but TLS is not on: not sending them in plaintext",
+                       remote_mta_);
+    SiteFailure(outcome, outcome);
+    return;
+  }
+  const auto& mechanisms = extensions_.auth_mechanisms;
+  auto offered = [&mechanisms](std::string_view m) {
+    return std::find(mechanisms.begin(), mechanisms.end(), m) !=
+           mechanisms.end();
+  };
+  const ClientCredentials& cred = *options_.credentials;
+  if (offered("PLAIN")) {
+    // `position` counts the steps of the exchange: 0 = the final reply.
+    Send("AUTH PLAIN " + smtp::EncodePlainResponse(cred.user, cred.password),
+         {Stage::kAuth, 0});
+  } else if (offered("LOGIN")) {
+    Send("AUTH LOGIN", {Stage::kAuth, 2});
+  } else {
+    log::Warning("{}: AUTH PLAIN/LOGIN not offered; sending without AUTH",
+                 remote_mta_);
+    ready_ = true;
+  }
+}
+
+void ClientMachine::OnAuthReply(const Pending& pending,
+                                const smtp::Reply& reply) {
+  const std::size_t step = pending.position;
+  const ClientCredentials& cred = *options_.credentials;
+  if (reply.code == 334 && step == 2) {
+    Send(smtp::EncodeBase64(cred.user), {Stage::kAuth, 1});
+  } else if (reply.code == 334 && step == 1) {
+    Send(smtp::EncodeBase64(cred.password), {Stage::kAuth, 0});
+  } else if (reply.code == 235 && step == 0) {
+    log::Info("{}: AUTH as {} accepted", remote_mta_,
+              smtp::SanitizeText(cred.user));
+    ready_ = true;
+  } else {
+    // 235 too early or 334 too late: out of step.
+    const Outcome outcome =
+        TroubleOutcome(Trouble::kProtocolError,
+                       "unexpected reply to AUTH from " + remote_mta_ + ": " +
+                           smtp::SanitizeText(reply.Text()),
+                       remote_mta_);
+    SiteFailure(outcome, outcome);
+  }
 }
 
 void ClientMachine::Settle(std::size_t position, Outcome outcome) {

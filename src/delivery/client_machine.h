@@ -35,9 +35,12 @@
 // CRLF; a last line without one gets CRLF), or, when the peer offers
 // CHUNKING, BDAT chunks of the same normalised text without dot-stuffing.
 //
-// STARTTLS (RFC 3207), policy "may" (opportunistic, RFC 7435; Postfix
-// smtp_tls_security_level=may): when the EHLO reply offers STARTTLS and TLS
-// is not yet on, the machine sends STARTTLS. On 2xx it asks the driver for
+// STARTTLS (RFC 3207), policies as Postfix's smtp_tls_security_level: under
+// "may" (opportunistic, RFC 7435), "encrypt" and "verify", when the EHLO
+// reply offers STARTTLS and TLS is not yet on, the machine sends STARTTLS.
+// Under encrypt/verify, a peer that does not offer it, refuses it, or fails
+// the handshake is given up with 4.7.4 (the driver tries the next MX host):
+// nothing is sent in plaintext. On 2xx it asks the driver for
 // the handshake (action kStartTls); anything the peer sent after that reply
 // is discarded, never read as replies (the response is read exactly:
 // plaintext injected before the handshake, CVE-2011-0411 on the client
@@ -64,16 +67,23 @@
 #include <utility>
 #include <vector>
 
+#include "config/config.h"
 #include "delivery/outcome.h"
 #include "smtp/ehlo.h"
 #include "smtp/reply_parser.h"
 
 namespace petrel::delivery {
 
-// Postfix smtp_tls_security_level. Issue 4 adds encrypt and verify.
-enum class TlsPolicy : std::uint8_t {
-  kNone,  // never STARTTLS
-  kMay,   // STARTTLS when offered; certificate checked, logged, not required
+// Postfix smtp_tls_security_level (config.h): none, may, encrypt (TLS
+// required, 4.7.4 deferred without it; any certificate), verify (TLS with a
+// certificate valid for the MX host name, checked by the driver:
+// OnTlsFailed(..., not_verified)).
+using config::TlsPolicy;
+
+// AUTH towards a smarthost (RFC 4954, PLAIN or LOGIN), only inside TLS.
+struct ClientCredentials {
+  std::string user;
+  std::string password;  // never logged
 };
 
 struct ClientOptions {
@@ -91,6 +101,12 @@ struct ClientOptions {
   // When to STARTTLS (see above). The driver sets kNone for the plaintext
   // retry after a failed handshake.
   TlsPolicy tls_policy = TlsPolicy::kMay;
+  // With credentials: AUTH after the EHLO inside TLS; without TLS the
+  // connection is given up (4.7.0), never a password in plaintext. A peer
+  // that does not offer AUTH gets the mail unauthenticated (logged).
+  std::optional<ClientCredentials> credentials;
+  // CA file (PEM) for certificate checks; "": the system store.
+  std::string tls_ca_file;
   // RFC 5321 4.5.3.2.2-4: MAIL 5 min, RCPT 5 min, DATA initiation 2 min.
   std::chrono::seconds mail_timeout{300};
   std::chrono::seconds rcpt_timeout{300};
@@ -143,6 +159,7 @@ enum class ClientState : std::uint8_t {
   kHelo,            // awaiting the HELO reply
   kStartTls,        // awaiting the STARTTLS reply
   kTlsHandshake,    // the driver is doing the TLS handshake
+  kAuth,            // awaiting a reply to AUTH (or to a SASL response)
   kReady,           // between messages or transactions: nothing in flight
   kRset,            // awaiting the RSET reply
   kMail,            // awaiting the MAIL reply (first of a pipelined group)
@@ -166,7 +183,7 @@ struct ClientStateInfo {
   bool may_duplicate;
 };
 
-inline constexpr std::array<ClientStateInfo, 15> kClientStates{{
+inline constexpr std::array<ClientStateInfo, 16> kClientStates{{
     {ClientState::kGreeting, "greeting",
      "receiving the initial server greeting", &ClientOptions::greeting_timeout,
      false},
@@ -178,6 +195,8 @@ inline constexpr std::array<ClientStateInfo, 15> kClientStates{{
      &ClientOptions::helo_timeout, false},
     {ClientState::kTlsHandshake, "tls-handshake",
      "performing the TLS handshake", &ClientOptions::starttls_timeout, false},
+    {ClientState::kAuth, "auth", "performing the AUTH handshake",
+     &ClientOptions::helo_timeout, false},
     {ClientState::kReady, "ready", "idle", nullptr, false},
     {ClientState::kRset, "rset", "sending RSET", &ClientOptions::rset_timeout,
      false},
@@ -257,9 +276,11 @@ class ClientMachine {
   void OnConnectionLost(Loss loss, std::string_view error = {});
   // REQUIRES: action() == kStartTls. The handshake is done: EHLO again.
   void OnTlsStarted();
-  // REQUIRES: action() == kStartTls. The handshake failed (or timed out):
-  // the connection ends, setup_failure() says why, tls_failed() is set.
-  void OnTlsFailed(std::string_view error);
+  // REQUIRES: action() == kStartTls. The handshake failed (or timed out),
+  // or under kVerify the certificate is not valid for the host
+  // (`not_verified`): the connection ends, setup_failure() says why,
+  // tls_failed() is set.
+  void OnTlsFailed(std::string_view error, bool not_verified = false);
   // TLS is on (OnTlsStarted() was called).
   bool tls_active() const { return tls_active_; }
   // The handshake failed: under "may", retry the host in plaintext.
@@ -339,6 +360,10 @@ class ClientMachine {
   void SettleAll(const Outcome& outcome);
   void SiteFailure(const Outcome& for_accepted, const Outcome& for_others);
   void SiteFailureFromReply(Stage stage, const smtp::Reply& reply);
+  // After EHLO/HELO (and STARTTLS if any): the TLS policy's demands, then
+  // AUTH, then ready.
+  void AfterHello();
+  void OnAuthReply(const Pending& pending, const smtp::Reply& reply);
   std::string Doing() const;
 
   ClientOptions options_;

@@ -81,6 +81,8 @@ std::string_view StageCommandName(Stage stage) {
       return "RSET";
     case Stage::kQuit:
       return "QUIT";
+    case Stage::kAuth:
+      return "AUTH";
   }
   return "unknown";
 }
@@ -126,6 +128,8 @@ Classification ClassifyReply(Stage stage, const smtp::Reply& reply,
       return Settle(Effect::kTransaction, reply);
     case Stage::kQuit:
       return Proceed();  // nothing depends on it
+    case Stage::kAuth:
+      return reply.IsPositive() || reply.IsIntermediate() ? Proceed() : Site();
   }
   return Site();
 }
@@ -198,6 +202,18 @@ Outcome TroubleOutcome(Trouble trouble, std::string_view text,
     case Trouble::kBadSender:
       out.verdict = Verdict::kFailed;
       out.status = {5, 1, 7};
+      break;
+    case Trouble::kTlsRequired:
+      out.verdict = Verdict::kDeferred;
+      out.status = {4, 7, 4};
+      break;
+    case Trouble::kTlsNotVerified:
+      out.verdict = Verdict::kDeferred;
+      out.status = {4, 7, 5};
+      break;
+    case Trouble::kAuthWithoutTls:
+      out.verdict = Verdict::kDeferred;
+      out.status = {4, 7, 0};
       break;
   }
   if (after_end_of_data && out.verdict == Verdict::kDeferred) {

@@ -20,6 +20,9 @@
 //  - STARTTLS: 2xx proceed to the handshake; any other reply but 421 is a
 //    refusal, and what follows is the TLS policy's choice (RFC 3207 4;
 //    "may": carry on in plaintext), not the reply's.
+//  - AUTH (client, towards a smarthost): 235 done, 334 continue; any other
+//    reply is the site, deferred (a refused login is our configuration's
+//    problem, never the message's: Postfix's smtp_sasl_auth_soft_bounce).
 //  - EHLO refused with 5xx: HELO (RFC 5321 3.2); greeting or HELO refused:
 //    the site, deferred (Postfix's smtp_skip_5xx_greeting: another MX host,
 //    or a later try, may do better).
@@ -78,6 +81,7 @@ enum class Stage : std::uint8_t {
   kEndOfData,  // "." after DATA, or BDAT ... LAST
   kRset,
   kQuit,
+  kAuth,  // RFC 4954: 334 continues, 235 done
 };
 // "MAIL FROM", "RCPT TO", "end of DATA"...: for "(in reply to X command)".
 std::string_view StageCommandName(Stage stage);
@@ -110,16 +114,19 @@ Outcome ReplyOutcome(Verdict verdict, Stage stage, const smtp::Reply& reply,
                      std::string_view remote_mta);
 
 enum class Trouble : std::uint8_t {
-  kConnectFailed,      // 4.4.1 deferred: refused, unreachable, timed out
-  kLostConnection,     // 4.4.2 deferred
-  kTimeout,            // 4.4.2 deferred
-  kMalformedReply,     // 4.5.0 deferred: never failed on a reply we can't read
-  kProtocolError,      // 4.5.0 deferred: a reply out of place
-  kMessageTooBig,      // 5.3.4 failed: over the peer's SIZE
-  kSmtputf8Required,   // 5.6.7 failed: SMTPUTF8 needed, not offered
-  kBadRecipient,       // 5.1.3 failed: an address we cannot send
-  kBadSender,          // 5.1.7 failed: a sender we cannot send
-  kConnectionUnusable  // 4.4.2 deferred: Deliver() on a closed connection
+  kConnectFailed,       // 4.4.1 deferred: refused, unreachable, timed out
+  kLostConnection,      // 4.4.2 deferred
+  kTimeout,             // 4.4.2 deferred
+  kMalformedReply,      // 4.5.0 deferred: never failed on a reply we can't read
+  kProtocolError,       // 4.5.0 deferred: a reply out of place
+  kMessageTooBig,       // 5.3.4 failed: over the peer's SIZE
+  kSmtputf8Required,    // 5.6.7 failed: SMTPUTF8 needed, not offered
+  kBadRecipient,        // 5.1.3 failed: an address we cannot send
+  kBadSender,           // 5.1.7 failed: a sender we cannot send
+  kConnectionUnusable,  // 4.4.2 deferred: Deliver() on a closed connection
+  kTlsRequired,         // 4.7.4 deferred: policy encrypt/verify, no TLS
+  kTlsNotVerified,      // 4.7.5 deferred: policy verify, bad certificate
+  kAuthWithoutTls,      // 4.7.0 deferred: credentials are never sent in clear
 };
 
 // `text` is the human-readable reason ("lost connection with mx[ip]:25

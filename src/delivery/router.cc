@@ -36,16 +36,32 @@ bool Contains(const std::vector<std::string>& v, std::string_view s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
+config::TlsPolicy PolicyFor(const config::Config& config,
+                            const std::string& domain) {
+  const auto& p = config.tls_policies;
+  if (auto it = p.find(domain); it != p.end()) return it->second;
+  for (std::size_t dot = domain.find('.'); dot != std::string::npos;
+       dot = domain.find('.', dot + 1)) {
+    if (auto it = p.find(domain.substr(dot)); it != p.end()) return it->second;
+  }
+  if (auto it = p.find("*"); it != p.end()) return it->second;
+  return config.delivery.tls_policy;
+}
+
+RouteDecision RouteWithoutPolicy(const config::Config& config,
+                                 std::string_view address, std::string& domain);
+
 }  // namespace
 
 std::string RouteDecision::NextHopKey() const {
+  const std::string tls = "/" + std::string(config::TlsPolicyName(tls_policy));
   switch (kind) {
     case Kind::kLocal:
       return "local:";
     case Kind::kStatic:
-      return "static:" + host + ":" + std::to_string(port);
+      return "static:" + host + ":" + std::to_string(port) + tls;
     case Kind::kMx:
-      return "mx:" + domain + ":" + std::to_string(port);
+      return "mx:" + domain + ":" + std::to_string(port) + tls;
     case Kind::kFail:
       return "fail:";
   }
@@ -53,6 +69,20 @@ std::string RouteDecision::NextHopKey() const {
 }
 
 RouteDecision Route(const config::Config& config, std::string_view address) {
+  std::string domain;
+  RouteDecision d = RouteWithoutPolicy(config, address, domain);
+  if (d.kind == RouteDecision::Kind::kStatic ||
+      d.kind == RouteDecision::Kind::kMx) {
+    d.tls_policy = PolicyFor(config, domain);
+  }
+  return d;
+}
+
+namespace {
+
+RouteDecision RouteWithoutPolicy(const config::Config& config,
+                                 std::string_view address,
+                                 std::string& domain) {
   auto box = smtp::ParseMailbox(address, smtp::PathRole::kRecipient,
                                 /*utf8_allowed=*/true);
   if (!box) {
@@ -61,7 +91,7 @@ RouteDecision Route(const config::Config& config, std::string_view address) {
     return Fail({5, 1, 3}, "x-petrel; bad recipient address syntax: " +
                                box.error().Text());
   }
-  std::string domain = Lower(box->domain);
+  domain = Lower(box->domain);
   if (!domain.empty() && domain.back() == '.') domain.pop_back();
 
   auto local = [&] {
@@ -109,4 +139,5 @@ RouteDecision Route(const config::Config& config, std::string_view address) {
   return d;
 }
 
+}  // namespace
 }  // namespace petrel::delivery

@@ -12,11 +12,8 @@
 #include <string>
 #include <string_view>
 
+#include "config/config.h"
 #include "smtp/enhanced_status.h"
-
-namespace petrel::config {
-struct Config;
-}
 
 namespace petrel::delivery {
 
@@ -27,11 +24,15 @@ struct RouteDecision {
   std::string user;        // local-part for kLocal: lower-cased, no +detail
   std::string host;        // kStatic: host name or IP literal (no brackets)
   std::uint16_t port = 0;  // kStatic / kMx: port to connect to
+  // kStatic / kMx: [tls_policy] for the recipient domain (exact, longest
+  // ".parent", "*"), else [delivery] tls_policy.
+  config::TlsPolicy tls_policy = config::TlsPolicy::kMay;
   // kFail: why.
   smtp::EnhancedStatus status;
   std::string diagnostic;
 
-  // Recipients with equal keys share a next hop (and a connection).
+  // Recipients with equal keys share a next hop (and a connection); the
+  // TLS policy is part of the key.
   std::string NextHopKey() const;
 };
 

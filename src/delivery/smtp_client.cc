@@ -141,7 +141,9 @@ SmtpConnection::SmtpConnection(asio::any_io_executor ex, SmtpTarget target,
     : target_(std::move(target)),
       remote_mta_(target_.RemoteMta()),
       io_(std::make_shared<Io>(ex)),
-      machine_(options, remote_mta_) {
+      machine_(options, remote_mta_),
+      tls_policy_(options.tls_policy),
+      tls_ca_file_(options.tls_ca_file) {
   io_->buffer.resize(kReadOctets);
 }
 
@@ -173,8 +175,8 @@ SmtpConnection::Open(asio::any_io_executor ex, const SmtpTarget& target,
                      const ClientOptions& options) {
   using Result = tl::expected<std::unique_ptr<SmtpConnection>, ConnectFailure>;
   ClientOptions effective = options;
-  if (effective.tls_policy != TlsPolicy::kNone) {
-    const auto context = tls::ClientContext::Shared();
+  if (effective.tls_policy == TlsPolicy::kMay) {
+    const auto context = tls::ClientContext::Shared(effective.tls_ca_file);
     if (!context) {
       log::Warning("{}: TLS is not available ({}); not using STARTTLS",
                    target.RemoteMta(), context.error().message());
@@ -185,7 +187,11 @@ SmtpConnection::Open(asio::any_io_executor ex, const SmtpTarget& target,
   asio::awaitable<Result> first_try =
       OpenOnce(ex, target, effective, &tls_failed);
   Result first = co_await std::move(first_try);
-  if (first || !tls_failed) co_return std::move(first);
+  // encrypt and verify never fall back: the failure defers (4.7.x).
+  if (first || !tls_failed || effective.tls_policy != TlsPolicy::kMay) {
+    if (!first && tls_failed) log::Info("{}", first.error().outcome.detail);
+    co_return std::move(first);
+  }
   // Issue 4, policy "may": a failed handshake retries the same host at
   // once in plaintext (Postfix does the same for "may"). Once: the retry
   // never tries STARTTLS.
@@ -362,8 +368,8 @@ asio::awaitable<void> SmtpConnection::Run(const ClientMessage* message,
 
 // The handshake the machine asked for; its result goes back to the machine.
 asio::awaitable<void> SmtpConnection::StartTls() {
-  const auto context = tls::ClientContext::Shared();
-  if (!context) {  // Open() checked; only if that changed
+  const auto context = tls::ClientContext::Shared(tls_ca_file_);
+  if (!context) {  // under encrypt/verify: defer, never plaintext
     machine_.OnTlsFailed(context.error().message());
     co_return;
   }
@@ -391,6 +397,11 @@ asio::awaitable<void> SmtpConnection::StartTls() {
   if (!stream->Verified()) {
     log::Debug("{}: certificate not verified: {}", remote_mta_,
                stream->VerifyError());
+    if (tls_policy_ == TlsPolicy::kVerify) {
+      // Nothing more is said on this connection, inside TLS or out.
+      machine_.OnTlsFailed(stream->VerifyError(), /*not_verified=*/true);
+      co_return;
+    }
   }
   io_->stream = std::make_unique<TlsStream>(std::move(stream));
   io_->tls = true;

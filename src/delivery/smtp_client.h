@@ -3,20 +3,22 @@
 // decision; outcome.h holds every classification.
 //
 // Open() connects (connect_timeout), reads the greeting and does EHLO/HELO,
-// and STARTTLS when the peer offers it and options.tls_policy is kMay
-// (client_machine.h): the handshake (starttls_timeout) sends SNI and checks
-// the certificate against target.host, and one line is logged per TLS
-// connection, Postfix style: "Untrusted TLS connection established to
-// mx[ip]:25: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)"
-// (Verified: trusted chain naming the host; Trusted: trusted chain only;
-// Untrusted: neither; "may" delivers over all three). A failed handshake is
-// logged and the same host is connected to again at once, in plaintext
-// without STARTTLS (once; issue 4). Without a usable CA store STARTTLS is
-// not tried (logged).
-// On failure it returns what to apply: a deferred Outcome ("x-petrel;
-// connect to mx[ip]:25: Connection refused", or the 421/4xx/5xx greeting)
-// and whether to try the next MX host (always, for these: Postfix tries the
-// next host after a connection failure, a 4xx or 5xx greeting).
+// STARTTLS when the peer offers it and options.tls_policy is not kNone, and
+// AUTH when options.credentials are set (client_machine.h): the handshake
+// (starttls_timeout) sends SNI and checks the certificate against target.host,
+// and one line is logged per TLS connection, Postfix style: "Untrusted TLS
+// connection established to mx[ip]:25: TLSv1.3 with cipher
+// TLS_AES_256_GCM_SHA384 (256/256 bits)" (Verified: trusted chain naming the
+// host; Trusted: trusted chain only; Untrusted: neither; "may" and "encrypt"
+// deliver over all three, "verify" only over Verified: anything else ends the
+// connection before a command is sent inside TLS, deferred 4.7.5). Under "may"
+// a failed handshake is logged and the same host is connected to again at once,
+// in plaintext without STARTTLS (once); under encrypt/verify it defers (4.7.4)
+// and the next MX host is tried. Without a usable CA store STARTTLS is not
+// tried (logged). On failure it returns what to apply: a deferred Outcome
+// ("x-petrel; connect to mx[ip]:25: Connection refused", or the 421/4xx/5xx
+// greeting) and whether to try the next MX host (always, for these: Postfix
+// tries the next host after a connection failure, a 4xx or 5xx greeting).
 //
 // Deliver() sends one message, in as many transactions as it needs; each
 // recipient gets exactly one Outcome through `done`, called once per
@@ -123,6 +125,8 @@ class SmtpConnection {
   std::string remote_mta_;
   std::shared_ptr<Io> io_;
   ClientMachine machine_;
+  TlsPolicy tls_policy_;
+  std::string tls_ca_file_;
   std::size_t messages_ = 0;
   std::string tls_summary_;
 };

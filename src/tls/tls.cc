@@ -9,6 +9,8 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <map>
+#include <mutex>
 
 namespace petrel::tls {
 
@@ -165,7 +167,8 @@ ClientContext::ClientContext(std::unique_ptr<Impl> impl)
     : impl_(std::move(impl)) {}
 ClientContext::~ClientContext() = default;
 
-Result<std::shared_ptr<ClientContext>> ClientContext::Create() {
+Result<std::shared_ptr<ClientContext>> ClientContext::Create(
+    const std::string& ca_file) {
   auto impl = std::make_unique<Impl>();
   SSL_CTX* ctx = impl->ctx.native_handle();
   ERR_clear_error();
@@ -174,7 +177,12 @@ Result<std::shared_ptr<ClientContext>> ClientContext::Create() {
   // OpenSSL's default suites, not the server's short list: for
   // opportunistic TLS any encryption is better than the plaintext a failed
   // handshake falls back to (Postfix uses its "medium" grade here too).
-  if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+  if (!ca_file.empty()) {
+    if (SSL_CTX_load_verify_locations(ctx, ca_file.c_str(), nullptr) != 1) {
+      return Error(Status::InvalidArgument("tls: CA file " + ca_file + ": " +
+                                           OpenSslError()));
+    }
+  } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
     return Error(Status::Internal("tls: system CA store: " + OpenSslError()));
   }
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, RecordVerification);
@@ -184,9 +192,14 @@ Result<std::shared_ptr<ClientContext>> ClientContext::Create() {
   return std::shared_ptr<ClientContext>(new ClientContext(std::move(impl)));
 }
 
-Result<std::shared_ptr<ClientContext>> ClientContext::Shared() {
-  static const Result<std::shared_ptr<ClientContext>> shared = Create();
-  return shared;
+Result<std::shared_ptr<ClientContext>> ClientContext::Shared(
+    const std::string& ca_file) {
+  static std::mutex mu;
+  static std::map<std::string, Result<std::shared_ptr<ClientContext>>> shared;
+  std::lock_guard lock(mu);
+  auto it = shared.find(ca_file);
+  if (it == shared.end()) it = shared.emplace(ca_file, Create(ca_file)).first;
+  return it->second;
 }
 
 struct ClientStream::Impl {

@@ -13,16 +13,16 @@
 // exceptions. Not thread-safe: one session coroutine at a time.
 //
 // The client side (the SMTP client's STARTTLS, RFC 3207): ClientContext
-// trusts the system CA store (SSL_CTX_set_default_verify_paths), TLS 1.2
-// and 1.3 only, the same TLS 1.2 suites as the server. Shared() is one
-// process-wide context, created on first use (thread-safe); SSL_CTX may be
-// used by many connections at once. ClientStream runs the handshake with
-// SNI and the peer-name check set to the MX host name. Verification is
-// always performed but never aborts the handshake (opportunistic TLS, "may":
-// RFC 7435): the result is recorded, and the caller logs it in Postfix's
-// words: "Verified" (chain trusted and the certificate names the host),
-// "Trusted" (chain trusted, name does not match) or "Untrusted". The
-// certificate is untrusted input; OpenSSL parses it.
+// trusts the system CA store (or one CA file, [delivery] tls_ca_file)
+// (SSL_CTX_set_default_verify_paths), TLS 1.2 and 1.3 only, the same TLS 1.2
+// suites as the server. Shared() is one process-wide context, created on first
+// use (thread-safe); SSL_CTX may be used by many connections at once.
+// ClientStream runs the handshake with SNI and the peer-name check set to the
+// MX host name. Verification is always performed but never aborts the handshake
+// (opportunistic TLS, "may": RFC 7435): the result is recorded, and the caller
+// logs it in Postfix's words: "Verified" (chain trusted and the certificate
+// names the host), "Trusted" (chain trusted, name does not match) or
+// "Untrusted". The certificate is untrusted input; OpenSSL parses it.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
@@ -76,10 +76,13 @@ class ServerStream {
 
 class ClientContext {
  public:
-  static Result<std::shared_ptr<ClientContext>> Create();
-  // One context for the process, created on first use; an error is
-  // returned again on every call (nothing is retried).
-  static Result<std::shared_ptr<ClientContext>> Shared();
+  // `ca_file` (PEM): trust only these CAs; "": the system store.
+  static Result<std::shared_ptr<ClientContext>> Create(
+      const std::string& ca_file = "");
+  // One context per CA file for the process, created on first use; an
+  // error is returned again on every call (nothing is retried).
+  static Result<std::shared_ptr<ClientContext>> Shared(
+      const std::string& ca_file = "");
   ~ClientContext();
 
   struct Impl;

@@ -44,6 +44,7 @@ Standards: RFC 5321 (SMTP), 1870 (SIZE), 2920 (PIPELINING), 3030
 2034 (ENHANCEDSTATUSCODES), 9422 (LIMITS).
 """
 import argparse
+import base64
 import dataclasses
 import hashlib
 import ipaddress
@@ -53,6 +54,7 @@ import re
 import select
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -121,6 +123,17 @@ class Options:
     max_seconds: float = 600.0  # the peer stops itself after this long
     idle_timeout: float = 120.0  # per connection, then 421 4.4.2 and close
     max_connections: int = 64   # concurrent; more get 421 4.7.0
+    # TLS (RFC 3207): with a certificate and key, STARTTLS is advertised.
+    # tls_mode: "ok"; "broken" (220, then garbage instead of a handshake,
+    # then close); "inject" (220 and a forged "250" in the same segment,
+    # before the handshake: CVE-2011-0411 on the client side).
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_mode: str = "ok"
+    # AUTH (RFC 4954): with a user, AUTH PLAIN LOGIN is advertised inside
+    # TLS; the password must match; mail before AUTH gets 530 5.7.0.
+    auth_user: str = ""
+    auth_password: str = ""
 
 
 _LIMIT_REPLIES = {
@@ -582,6 +595,8 @@ class _Conn:
         if peer.messages_dir:
             self.in_file = open(os.path.join(peer.messages_dir,
                                              f"conn-{self.id:04d}.in"), "wb")
+        self.tls = False
+        self.auth = None
         self.greeted = False       # HELO or EHLO done
         self.esmtp = False
         self.txn = None
@@ -652,10 +667,12 @@ class _Conn:
         if self.eof:
             return False
         try:
-            r, _, _ = select.select([self.sock], [], [], wait)
+            # TLS may hold decrypted bytes that select() cannot see.
+            buffered = isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()
+            r = buffered or select.select([self.sock], [], [], wait)[0]
             if r:
                 self._got(self.sock.recv(65536))
-        except OSError:
+        except (OSError, socket.timeout):
             return False
         return bool(self.buf)
 
@@ -882,7 +899,7 @@ class _Conn:
                 "RCPT": self._rcpt, "DATA": self._data, "BDAT": self._bdat,
                 "RSET": self._rset, "NOOP": self._noop, "QUIT": self._quit,
                 "VRFY": self._vrfy, "HELP": self._help,
-                "STARTTLS": self._starttls,
+                "STARTTLS": self._starttls, "AUTH": self._auth,
             }.get(verb)
             if handler is None:
                 self._reply(self._r(500, "5.5.2", "Error: command not recognized"),
@@ -950,6 +967,10 @@ class _Conn:
             ext.append("CHUNKING")
         if o.rcptmax:
             ext.append(f"LIMITS RCPTMAX={o.rcptmax}")
+        if o.tls_cert and not self.tls:
+            ext.append("STARTTLS")
+        if o.auth_user and self.tls:
+            ext.append("AUTH PLAIN LOGIN")
         lines = [f"250 {o.hostname} Hello {name}"] + [f"250 {e}" for e in ext]
         lines = [l.replace(" ", "-", 1) for l in lines[:-1]] + lines[-1:]
         self._reply(lines, sync_kind=sync)
@@ -990,6 +1011,9 @@ class _Conn:
             return
         if self.txn is not None:
             self._reply(self._r(503, "5.5.1", "Error: nested MAIL command"), sync_kind=sync)
+            return
+        if o.auth_user and not self.auth:
+            self._reply(self._r(530, "5.7.0", "Authentication required"), sync_kind=sync)
             return
         parsed = _parse_path(text[10:])
         if parsed is None:
@@ -1241,9 +1265,76 @@ class _Conn:
         self._reply(self._r(214, "2.0.0", "See RFC 5321"), sync_kind=self._group_end("HELP"))
 
     def _starttls(self, text):
-        self.peer._violation(self.id, "unadvertised_starttls", text)
-        self._reply(self._r(502, "5.5.1", "Error: STARTTLS not offered"),
-                    sync_kind=self._group_end("STARTTLS"))
+        o = self.o
+        if not o.tls_cert or self.tls:
+            self.peer._violation(self.id, "unadvertised_starttls", text)
+            self._reply(self._r(502, "5.5.1", "Error: STARTTLS not offered"),
+                        sync_kind=self._group_end("STARTTLS"))
+            return
+        if self._pending(0):
+            self.peer._violation(self.id, "pipelined_after_starttls",
+                                 _text(bytes(self.buf[:80])))
+        if o.tls_mode == "broken":
+            self._reply(self._r(220, "2.0.0", "Ready to start TLS"))
+            self._sendall(b"this is not a TLS handshake\r\n" * 4)
+            raise _Closed("tls_broken")
+        ready = self._fit(self._r(220, "2.0.0", "Ready to start TLS"))
+        self._log("S", "220 2.0.0 Ready to start TLS")
+        if o.tls_mode == "inject":
+            ready += b"250 2.0.0 injected before the handshake\r\n"
+            self._log("S", "(injected) 250 2.0.0 injected before the handshake")
+        self._sendall(ready)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(o.tls_cert, o.tls_key)
+        self.buf.clear()
+        self.sock.settimeout(30)
+        try:
+            self.sock = ctx.wrap_socket(self.sock, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            with self.peer._lock:
+                self.rec["tls_error"] = str(e)
+            raise _Closed("tls_handshake_failed")
+        self.sock.settimeout(0.1)
+        self.tls = True
+        self.greeted, self.esmtp = False, False
+        with self.peer._lock:
+            self.rec["tls"] = self.sock.version()
+
+    def _auth(self, text):
+        o = self.o
+        parts = text.split()
+        if not (o.auth_user and self.tls) or self.auth:
+            self._reply(self._r(503, "5.5.1", "Error: AUTH not possible"))
+            return
+        mech = parts[1].upper() if len(parts) > 1 else ""
+        try:
+            if mech == "PLAIN":
+                if len(parts) > 2:
+                    resp = parts[2]
+                else:
+                    self._reply("334 ")
+                    resp = _text(self._readline() or b"")
+                _, user, password = base64.b64decode(resp).decode().split("\0")
+            elif mech == "LOGIN":
+                self._reply("334 VXNlcm5hbWU6")
+                user = base64.b64decode(self._readline() or b"").decode()
+                self._reply("334 UGFzc3dvcmQ6")
+                password = base64.b64decode(self._readline() or b"").decode()
+            else:
+                self._reply(self._r(504, "5.5.4", "Unrecognized authentication type"))
+                return
+        except ValueError:
+            self._reply(self._r(501, "5.5.2", "Cannot decode response"))
+            return
+        if user == o.auth_user and password == o.auth_password:
+            self.auth = user
+            with self.peer._lock:
+                self.rec["auth"] = user
+            self._reply(self._r(235, "2.7.0", "Authentication successful"))
+        else:
+            with self.peer._lock:
+                self.rec["auth_failures"] = self.rec.get("auth_failures", 0) + 1
+            self._reply(self._r(535, "5.7.8", "Authentication credentials invalid"))
 
     def _quit(self, text):
         if self.txn is not None:

@@ -1,0 +1,113 @@
+#include "delivery/credentials.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace petrel::delivery {
+namespace {
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) {
+    return static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  });
+  return out;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+// "[host]:port" -> "host:port"; "[host]" -> "host"; others lower-cased.
+std::optional<std::string> NormalKey(std::string_view key) {
+  if (!key.empty() && key.front() == '[') {
+    const std::size_t close = key.find(']');
+    if (close == std::string_view::npos || close == 1) return std::nullopt;
+    std::string host = Lower(key.substr(1, close - 1));
+    std::string_view rest = key.substr(close + 1);
+    if (rest.empty()) return host;
+    if (rest.front() != ':' || rest.size() < 2) return std::nullopt;
+    return host + std::string(rest);
+  }
+  return Lower(key);
+}
+
+}  // namespace
+
+Result<Credentials> Credentials::Parse(std::string_view text,
+                                       const std::string& path) {
+  Credentials out;
+  std::string errors;
+  int line_no = 0;
+  while (!text.empty()) {
+    ++line_no;
+    const std::size_t nl = text.find('\n');
+    std::string_view line = Trim(text.substr(0, nl));
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    if (line.empty() || line.front() == '#') continue;
+    auto fail = [&](std::string_view why) {
+      errors += fmt::format("{}{}:{}: {}", errors.empty() ? "" : "\n", path,
+                            line_no, why);
+    };
+    const std::size_t space = line.find_first_of(" \t");
+    if (space == std::string_view::npos) {
+      fail("expected \"host[:port] user:password\"");
+      continue;
+    }
+    auto key = NormalKey(line.substr(0, space));
+    std::string_view value = Trim(line.substr(space + 1));
+    const std::size_t colon = value.find(':');
+    if (!key || key->empty()) {
+      fail("bad next hop; expected host, host:port or [host]:port");
+      continue;
+    }
+    if (colon == std::string_view::npos || colon == 0 ||
+        colon + 1 == value.size()) {
+      fail(fmt::format("{}: expected user:password after the next hop", *key));
+      continue;
+    }
+    ClientCredentials c{std::string(value.substr(0, colon)),
+                        std::string(value.substr(colon + 1))};
+    if (!out.entries_.emplace(*key, std::move(c)).second) {
+      fail(fmt::format("{} appears twice", *key));
+    }
+  }
+  if (!errors.empty()) return Error(Status::InvalidArgument(errors));
+  return out;
+}
+
+Result<Credentials> Credentials::Load(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Error(Status::NotFound(fmt::format(
+        "{}: cannot read credentials file: {}", path, std::strerror(errno))));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return Parse(ss.str(), path);
+}
+
+std::optional<ClientCredentials> Credentials::Find(std::string_view host,
+                                                   std::uint16_t port) const {
+  const std::string h = Lower(host);
+  if (auto it = entries_.find(h + ":" + std::to_string(port));
+      it != entries_.end()) {
+    return it->second;
+  }
+  if (auto it = entries_.find(h); it != entries_.end()) return it->second;
+  return std::nullopt;
+}
+
+}  // namespace petrel::delivery
