@@ -20,6 +20,7 @@ petrel faster; below 1 is petrel using less memory.
 
 import argparse
 import json
+import os
 import sys
 
 # The issue's targets: case name -> minimum petrel/Postfix rate ratio.
@@ -259,12 +260,62 @@ the sink at a time (both defaults). `*`: the step hit its time cap; the rate
 counts the messages the sink had counted by then."""
 
 
+TLS_TITLE = "Over STARTTLS: 1 KiB x 20 sessions x 1 rcpt, hold queue"
+TLS_HEAD = ["server", "handshake ms/session", "msgs", "msg/s", "status"]
+
+
+def load_tls(path):
+    """server, messages asked, handshake ms, ok, seconds, status."""
+    out = {}
+    if not path or not os.path.exists(path):
+        return out
+    with open(path) as f:
+        for line in f:
+            p = line.rstrip("\n").split("\t")
+            if len(p) < 6:
+                continue
+            ok, secs = int(p[3]), float(p[4])
+            out[p[0]] = {"asked": int(p[1]),
+                         "handshake_ms": None if p[2] == "-" else float(p[2]),
+                         "ok": ok, "secs": secs, "status": p[5],
+                         "msg_per_s": ok / secs if secs > 0 else None}
+    return out
+
+
+def tls_rows(tls):
+    rows = []
+    for server in ("petrel", "postfix"):
+        t = tls.get(server)
+        if t is None:
+            continue
+        hs = "-" if t["handshake_ms"] is None else f"{t['handshake_ms']:.2f}"
+        rate = "-" if t["msg_per_s"] is None else f"{t['msg_per_s']:.0f}"
+        rows.append([server, hs, str(t["ok"]), rate, t["status"]])
+    p, x = tls.get("petrel"), tls.get("postfix")
+    if p and x:
+        q = ratio(p["msg_per_s"], x["msg_per_s"])
+        h = ratio(x["handshake_ms"], p["handshake_ms"])
+        rows.append(["petrel/Postfix",
+                     "-" if h is None else f"{h:.2f}x faster",
+                     "", "-" if q is None else f"{q:.2f}x", ""])
+    return rows
+
+
+TLS_NOTES = """bench/tls_load.py (Python asyncio, one process) is the client:
+handshake ms/session is greeting, EHLO, STARTTLS, the handshake, EHLO and
+QUIT, one session after another; msg/s is 20 sessions each doing STARTTLS
+once and then sending messages. The Python client shares the two cores and
+bounds the highest rate it can measure, so the ratio understates a large
+difference."""
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--results", required=True)
     ap.add_argument("--memory", required=True)
     ap.add_argument("--meta", required=True)
     ap.add_argument("--relay")
+    ap.add_argument("--tls")
     ap.add_argument("--markdown")
     ap.add_argument("--json")
     args = ap.parse_args()
@@ -272,6 +323,7 @@ def main():
     relay = load_relay(args.relay)
     rate_rows, mem_rows = rows(runs, memory)
     rel_rows = relay_rows(relay)
+    tls = load_tls(args.tls)
 
     print()
     print("Accepted messages per second (fsync before 250; Postfix: hold queue)")
@@ -286,6 +338,10 @@ def main():
         print()
         print(text_table(RELAY_DETAIL_HEAD, relay_detail_rows(relay)))
         print()
+    if tls:
+        print(TLS_TITLE)
+        print(text_table(TLS_HEAD, tls_rows(tls)))
+        print()
     for k in ("postfix_hold", "petrel_spool", "relay_postfix", "relay_petrel",
               "petrel_exit_load", "petrel_exit_relay", "load_before",
               "load_after", "relay_load_before", "relay_load_after",
@@ -293,7 +349,7 @@ def main():
         if k in meta:
             print(f"{k}: {meta[k]}")
     raw = {"meta": meta, "throughput": runs, "memory": memory,
-           "relay": relay}
+           "relay": relay, "tls": tls}
 
     if args.json:
         with open(args.json, "w") as f:
@@ -320,6 +376,10 @@ def main():
                         "end during the step (fewer than messages: "
                         "connections were reused); ms/msg: CPU time per "
                         "message delivered.\n\n")
+            if tls:
+                f.write(f"## {TLS_TITLE}\n\n")
+                f.write(md_table(TLS_HEAD, tls_rows(tls)) + "\n\n")
+                f.write(TLS_NOTES + "\n\n")
             f.write("## CPU time per accepted message\n\n")
             f.write(md_table(CPU_HEAD, cpu_rows(runs)) + "\n\n")
             f.write("User + system CPU of the server's processes and of the "
