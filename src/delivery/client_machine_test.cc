@@ -845,3 +845,124 @@ TEST(ClientMachine, HandshakeFailureEndsTheConnection) {
 
 }  // namespace
 }  // namespace petrel::delivery
+
+namespace petrel::delivery {
+namespace {
+
+// Greeting, EHLO with STARTTLS, the 220, and the handshake done.
+ClientMachine UnderTls(ClientOptions options) {
+  ClientMachine machine(std::move(options), "peer.test[127.0.0.1]:587");
+  machine.Feed("220 peer.test ESMTP\r\n");
+  EXPECT_EQ(machine.TakeOutput(), "EHLO client.test\r\n");
+  machine.Feed("250-peer.test\r\n250 STARTTLS\r\n");
+  EXPECT_EQ(machine.TakeOutput(), "STARTTLS\r\n");
+  machine.Feed("220 2.0.0 Ready\r\n");
+  EXPECT_EQ(machine.action(), ClientMachine::Action::kStartTls);
+  machine.OnTlsStarted();
+  EXPECT_EQ(machine.TakeOutput(), "EHLO client.test\r\n");
+  return machine;
+}
+
+ClientOptions WithPolicy(TlsPolicy policy) {
+  ClientOptions o;
+  o.helo_name = "client.test";
+  o.tls_policy = policy;
+  return o;
+}
+
+TEST(ClientTlsPolicy, EncryptGivesUpWhenStartTlsIsNotOffered) {
+  for (TlsPolicy policy : {TlsPolicy::kEncrypt, TlsPolicy::kVerify}) {
+    ClientMachine machine(WithPolicy(policy), "peer.test[127.0.0.1]:25");
+    machine.Feed("220 peer.test ESMTP\r\n");
+    machine.TakeOutput();
+    machine.Feed("250-peer.test\r\n250 PIPELINING\r\n");
+    EXPECT_EQ(machine.TakeOutput(), "");
+    EXPECT_EQ(machine.action(), ClientMachine::Action::kClosed);
+    ASSERT_TRUE(machine.setup_failure());
+    EXPECT_EQ(machine.setup_failure()->status.ToString(), "4.7.4");
+    EXPECT_NE(machine.setup_failure()->detail.find("TLS is required"),
+              std::string::npos);
+  }
+}
+
+TEST(ClientTlsPolicy, EncryptGivesUpWhenStartTlsIsRefused) {
+  ClientMachine machine(WithPolicy(TlsPolicy::kEncrypt), "p[127.0.0.1]:25");
+  machine.Feed("220 peer.test ESMTP\r\n");
+  machine.TakeOutput();
+  machine.Feed("250-peer.test\r\n250 STARTTLS\r\n");
+  EXPECT_EQ(machine.TakeOutput(), "STARTTLS\r\n");
+  machine.Feed("454 4.7.0 TLS not available\r\n");
+  EXPECT_EQ(machine.TakeOutput(), "");
+  EXPECT_EQ(machine.action(), ClientMachine::Action::kClosed);
+  EXPECT_EQ(machine.setup_failure()->status.ToString(), "4.7.4");
+}
+
+TEST(ClientTlsPolicy, VerifyFailureIs475AndNeverRetried) {
+  ClientMachine machine(WithPolicy(TlsPolicy::kVerify), "p[127.0.0.1]:25");
+  machine.Feed("220 peer.test ESMTP\r\n250-peer.test\r\n250 STARTTLS\r\n");
+  machine.TakeOutput();
+  machine.TakeOutput();
+  machine.Feed("220 2.0.0 Ready\r\n");
+  ASSERT_EQ(machine.action(), ClientMachine::Action::kStartTls);
+  machine.OnTlsFailed("self-signed certificate", /*not_verified=*/true);
+  EXPECT_EQ(machine.action(), ClientMachine::Action::kClosed);
+  EXPECT_EQ(machine.setup_failure()->status.ToString(), "4.7.5");
+  EXPECT_EQ(machine.setup_failure()->detail,
+            "Server certificate not verified (TLS policy verify) for "
+            "p[127.0.0.1]:25: self-signed certificate");
+}
+
+TEST(ClientAuth, PlainInsideTls) {
+  ClientOptions o = WithPolicy(TlsPolicy::kMay);
+  o.credentials = ClientCredentials{"u", "p"};
+  ClientMachine machine = UnderTls(o);
+  machine.Feed("250-peer.test\r\n250 AUTH LOGIN PLAIN\r\n");
+  EXPECT_EQ(machine.TakeOutput(), "AUTH PLAIN AHUAcA==\r\n");
+  EXPECT_EQ(machine.state(), ClientState::kAuth);
+  EXPECT_FALSE(machine.ready());
+  machine.Feed("235 2.7.0 Authentication successful\r\n");
+  EXPECT_TRUE(machine.ready());
+}
+
+TEST(ClientAuth, LoginWhenPlainIsNotOffered) {
+  ClientOptions o = WithPolicy(TlsPolicy::kEncrypt);
+  o.credentials = ClientCredentials{"u", "p"};
+  ClientMachine machine = UnderTls(o);
+  machine.Feed("250-peer.test\r\n250 AUTH LOGIN\r\n");
+  EXPECT_EQ(machine.TakeOutput(), "AUTH LOGIN\r\n");
+  machine.Feed("334 VXNlcm5hbWU6\r\n");
+  EXPECT_EQ(machine.TakeOutput(), "dQ==\r\n");
+  machine.Feed("334 UGFzc3dvcmQ6\r\n");
+  EXPECT_EQ(machine.TakeOutput(), "cA==\r\n");
+  machine.Feed("235 2.7.0 Ok\r\n");
+  EXPECT_TRUE(machine.ready());
+}
+
+TEST(ClientAuth, RefusedLoginDefersEverything) {
+  ClientOptions o = WithPolicy(TlsPolicy::kMay);
+  o.credentials = ClientCredentials{"u", "p"};
+  ClientMachine machine = UnderTls(o);
+  machine.Feed("250-peer.test\r\n250 AUTH PLAIN\r\n");
+  machine.TakeOutput();
+  machine.Feed("535 5.7.8 Authentication credentials invalid\r\n");
+  EXPECT_EQ(machine.action(), ClientMachine::Action::kClosed);
+  ASSERT_TRUE(machine.setup_failure());
+  EXPECT_EQ(machine.setup_failure()->verdict, Verdict::kDeferred);
+  EXPECT_NE(machine.setup_failure()->detail.find("in reply to AUTH command"),
+            std::string::npos);
+}
+
+TEST(ClientAuth, NeverWithoutTls) {
+  ClientOptions o = WithPolicy(TlsPolicy::kMay);
+  o.credentials = ClientCredentials{"u", "p"};
+  ClientMachine machine(o, "p[127.0.0.1]:25");
+  machine.Feed("220 peer.test ESMTP\r\n");
+  machine.TakeOutput();
+  machine.Feed("250-peer.test\r\n250 AUTH PLAIN\r\n");
+  EXPECT_EQ(machine.TakeOutput(), "");
+  EXPECT_EQ(machine.action(), ClientMachine::Action::kClosed);
+  EXPECT_EQ(machine.setup_failure()->status.ToString(), "4.7.0");
+}
+
+}  // namespace
+}  // namespace petrel::delivery

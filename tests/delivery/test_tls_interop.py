@@ -153,3 +153,4 @@ maildir = "mail/{{domain}}/{{user}}"
     assert b"with ESMTPSA id" in got
     assert b"sasl_username=relay" in hub.read_log()
     assert b"hub password" not in petrel.read_log()
+
