@@ -5,7 +5,7 @@ FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc)
 CMAKE_GEN  := -G Ninja
 
-.PHONY: all deps build run test test-unit test-asan fuzz bench format clean
+.PHONY: all deps build run test test-unit test-asan fuzz bench reliability soak format clean
 
 all: build
 
@@ -53,6 +53,19 @@ fuzz: deps $(FUZZ_BUILD)/build.ninja
 bench: build
 	@scripts/deps bench
 	bench/run $(BUILD)
+
+# Issue 5: every reliability case at full scale (PETREL_SOAK=1: 200 SIGKILLs,
+# 5000 idle connections, 10 s of overload), printed as one Markdown table
+# (also written to $(BUILD)/reliability.md). tests/reliability/README.md.
+reliability: build
+	@scripts/deps bench
+	PETREL_BIN=$(BUILD)/src/cli/petrel scripts/reliability --output $(BUILD)/reliability.md
+
+# The SIGKILL storm at 200 cycles (PETREL_STORM_CYCLES=N to change) and the
+# 5000 idle connections, with their rows of the table.
+soak: build
+	PETREL_BIN=$(BUILD)/src/cli/petrel PETREL_SOAK=1 scripts/reliability --no-existing \
+	  tests/reliability/test_kill_storm.py tests/reliability/test_slow_clients.py
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')

@@ -110,7 +110,16 @@ RouteDecision RouteWithoutPolicy(const config::Config& config,
   if (box->IsAddressLiteral()) {
     std::string inner = domain.substr(1, domain.size() - 2);
     if (inner.rfind("ipv6:", 0) == 0) inner = inner.substr(5);
-    if (Contains(config.delivery.own_addresses, inner)) return local();
+    if (Contains(config.delivery.own_addresses, inner)) {
+      // user@[our own address] is user@ our first local domain (Postfix
+      // treats it as $myhostname): aliases and Maildirs see a real local
+      // domain, and nothing is ever forwarded back to us (that looped).
+      RouteDecision d = local();
+      d.domain = config.relay.local_domains.empty()
+                     ? Lower(config.server.hostname)
+                     : config.relay.local_domains.front();
+      return d;
+    }
     RouteDecision d;
     d.kind = RouteDecision::Kind::kStatic;
     d.host = inner;
