@@ -12,29 +12,11 @@
 #include <sstream>
 
 #include "base/log.h"
+#include "base/strings.h"
 
 namespace petrel::auth {
 
 namespace {
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](char c) {
-    return static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  });
-  return out;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
 
 bool StrongHash(std::string_view hash) {
   for (std::string_view prefix :
@@ -85,7 +67,7 @@ Result<std::shared_ptr<const UserDb>> UserDb::Parse(std::string_view text,
   while (!text.empty()) {
     ++line_no;
     const std::size_t nl = text.find('\n');
-    std::string_view line = Trim(text.substr(0, nl));
+    std::string_view line = TrimBlanks(text.substr(0, nl));
     text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
     if (line.empty() || line.front() == '#') continue;
     auto fail = [&](std::string_view why) {
@@ -97,10 +79,10 @@ Result<std::shared_ptr<const UserDb>> UserDb::Parse(std::string_view text,
       fail("expected name:hash[:addresses]");
       continue;
     }
-    std::string_view name = Trim(line.substr(0, c1));
+    std::string_view name = TrimBlanks(line.substr(0, c1));
     std::string_view rest = line.substr(c1 + 1);
     const std::size_t c2 = rest.find(':');
-    std::string_view hash = Trim(rest.substr(0, c2));
+    std::string_view hash = TrimBlanks(rest.substr(0, c2));
     std::string_view addresses =
         c2 == std::string_view::npos ? std::string_view() : rest.substr(c2 + 1);
     if (name.empty() ||
@@ -119,7 +101,7 @@ Result<std::shared_ptr<const UserDb>> UserDb::Parse(std::string_view text,
     user.hash = std::string(hash);
     while (!addresses.empty()) {
       const std::size_t comma = addresses.find(',');
-      std::string_view a = Trim(addresses.substr(0, comma));
+      std::string_view a = TrimBlanks(addresses.substr(0, comma));
       addresses.remove_prefix(comma == std::string_view::npos ? addresses.size()
                                                               : comma + 1);
       if (a.empty()) continue;
@@ -127,7 +109,7 @@ Result<std::shared_ptr<const UserDb>> UserDb::Parse(std::string_view text,
         fail(fmt::format("user \"{}\": \"{}\" is not an address", name, a));
         continue;
       }
-      user.addresses.push_back(Lower(a));
+      user.addresses.push_back(AsciiLower(a));
     }
     if (!db->users_.emplace(std::string(name), std::move(user)).second) {
       fail(fmt::format("user \"{}\" appears twice", name));
@@ -165,8 +147,8 @@ bool UserDb::Verify(std::string_view user, std::string_view password) const {
 bool MaySendAs(std::string_view user, const std::vector<std::string>& listed,
                std::string_view sender,
                const std::vector<std::string>& local_domains) {
-  const std::string s = Lower(sender);
-  const std::string u = Lower(user);
+  const std::string s = AsciiLower(sender);
+  const std::string u = AsciiLower(user);
   if (u.find('@') != std::string::npos) {
     if (s == u) return true;
   } else {
@@ -270,10 +252,10 @@ Status SetPassword(const std::string& path, std::string_view user,
     const std::size_t nl = text.find('\n');
     std::string_view line = text.substr(0, nl);
     text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
-    std::string_view t = Trim(line);
+    std::string_view t = TrimBlanks(line);
     const std::size_t c1 = t.find(':');
     if (!replaced && !t.empty() && t.front() != '#' &&
-        c1 != std::string_view::npos && Trim(t.substr(0, c1)) == user) {
+        c1 != std::string_view::npos && TrimBlanks(t.substr(0, c1)) == user) {
       std::string_view rest = t.substr(c1 + 1);
       const std::size_t c2 = rest.find(':');
       out += fmt::format("{}:{}{}\n", std::string(user), std::string(hash),

@@ -8,40 +8,23 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/strings.h"
+
 namespace petrel::delivery {
 namespace {
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) {
-    return static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  });
-  return out;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
 
 // "[host]:port" -> "host:port"; "[host]" -> "host"; others lower-cased.
 std::optional<std::string> NormalKey(std::string_view key) {
   if (!key.empty() && key.front() == '[') {
     const std::size_t close = key.find(']');
     if (close == std::string_view::npos || close == 1) return std::nullopt;
-    std::string host = Lower(key.substr(1, close - 1));
+    std::string host = AsciiLower(key.substr(1, close - 1));
     std::string_view rest = key.substr(close + 1);
     if (rest.empty()) return host;
     if (rest.front() != ':' || rest.size() < 2) return std::nullopt;
     return host + std::string(rest);
   }
-  return Lower(key);
+  return AsciiLower(key);
 }
 
 }  // namespace
@@ -54,7 +37,7 @@ Result<Credentials> Credentials::Parse(std::string_view text,
   while (!text.empty()) {
     ++line_no;
     const std::size_t nl = text.find('\n');
-    std::string_view line = Trim(text.substr(0, nl));
+    std::string_view line = TrimBlanks(text.substr(0, nl));
     text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
     if (line.empty() || line.front() == '#') continue;
     auto fail = [&](std::string_view why) {
@@ -67,7 +50,7 @@ Result<Credentials> Credentials::Parse(std::string_view text,
       continue;
     }
     auto key = NormalKey(line.substr(0, space));
-    std::string_view value = Trim(line.substr(space + 1));
+    std::string_view value = TrimBlanks(line.substr(space + 1));
     const std::size_t colon = value.find(':');
     if (!key || key->empty()) {
       fail("bad next hop; expected host, host:port or [host]:port");
@@ -101,7 +84,7 @@ Result<Credentials> Credentials::Load(const std::string& path) {
 
 std::optional<ClientCredentials> Credentials::Find(std::string_view host,
                                                    std::uint16_t port) const {
-  const std::string h = Lower(host);
+  const std::string h = AsciiLower(host);
   if (auto it = entries_.find(h + ":" + std::to_string(port));
       it != entries_.end()) {
     return it->second;

@@ -47,9 +47,9 @@ Outcome DeliverLocal(const config::Config& config, const Aliases& aliases,
   std::string rcpt = envelope.recipients.at(index).address;
   // v@[our own address] (router.h): the route's local domain stands in for
   // the literal, so the address stays local instead of being forwarded.
-  if (const auto at = rcpt.rfind('@');
-      at != std::string::npos && !route.domain.empty() &&
-      DomainOf(rcpt) != route.domain) {
+  if (const auto at = rcpt.rfind('@'); at != std::string::npos &&
+                                       !route.domain.empty() &&
+                                       DomainOf(rcpt) != route.domain) {
     rcpt = rcpt.substr(0, at + 1) + route.domain;
   }
   auto expanded = aliases.Expand(rcpt, config.relay.local_domains);
