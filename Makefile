@@ -5,7 +5,7 @@ FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc)
 CMAKE_GEN  := -G Ninja
 
-.PHONY: all deps build run test test-unit test-asan fuzz bench reliability soak format clean
+.PHONY: all deps build run test test-unit test-asan fuzz fuzz-smoke bench reliability soak format clean
 
 all: build
 
@@ -22,10 +22,12 @@ run: build
 	mkdir -p var
 	$(BUILD)/src/cli/petrel serve --config petrel.toml
 
-# The whole suite: unit tests and integration tests on the real binary.
+# The whole suite: unit tests and integration tests on the real binary, then
+# every fuzz target for a few seconds (libFuzzer, clang, ASan+UBSan).
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) --timeout 600 \
 	  --repeat until-pass:2
+	$(MAKE) --no-print-directory fuzz-smoke
 
 test-unit: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -L unit
@@ -44,11 +46,18 @@ $(FUZZ_BUILD)/build.ninja: | deps
 	cmake -S . -B $(FUZZ_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DCMAKE_CXX_COMPILER=clang++ -DPETREL_FUZZ=ON
 
-# Every fuzz target for FUZZ_SECONDS each (default 60).
+# Every fuzz target for FUZZ_SECONDS each (default 60). Only the fuzz
+# targets and what they link are built with clang.
 FUZZ_SECONDS ?= 60
 fuzz: deps $(FUZZ_BUILD)/build.ninja
-	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_targets
 	scripts/fuzz-all $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+# The same for FUZZ_SMOKE_SECONDS each (default 5), as part of `make test`.
+FUZZ_SMOKE_SECONDS ?= 5
+fuzz-smoke: deps $(FUZZ_BUILD)/build.ninja
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_targets
+	scripts/fuzz-all $(FUZZ_BUILD) $(FUZZ_SMOKE_SECONDS)
 
 bench: build
 	@scripts/deps bench

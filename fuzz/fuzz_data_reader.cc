@@ -19,33 +19,8 @@
 namespace petrel::smtp {
 namespace {
 
-struct Reference {
-  bool done = false;
-  std::size_t consumed = 0;
-  std::string content;  // when done
-};
-
-Reference Strict(std::string_view in) {
-  Reference r;
-  std::string_view data;
-  if (in.substr(0, 3) == ".\r\n") {
-    r.done = true;
-    r.consumed = 3;
-  } else if (const std::size_t p = in.find("\r\n.\r\n");
-             p != std::string_view::npos) {
-    r.done = true;
-    r.consumed = p + 5;
-    data = in.substr(0, p + 2);
-  } else {
-    r.consumed = in.size();
-  }
-  bool line_start = true;
-  for (std::size_t i = 0; i < data.size(); ++i) {
-    if (!(line_start && data[i] == '.')) r.content += data[i];
-    line_start = data[i] == '\n' && i > 0 && data[i - 1] == '\r';
-  }
-  return r;
-}
+using petrel::fuzz::Reference;
+using petrel::fuzz::Strict;
 
 struct Outcome {
   bool done = false;

@@ -2,10 +2,17 @@
 // from the input, fed into the real SessionMachine with an in-memory spool
 // stand-in. Invariants: no CHECK fires; everything the server writes parses
 // as well-formed replies; exactly one "queued as" reply per commit; the
-// machine never asks to commit a message with no recipients.
+// machine never asks to commit a message with no recipients; and every
+// message committed from DATA is, after petrel's Received: field, byte for
+// byte what the strict reference split (fuzz_util.h Strict) yields from the
+// byte after a DATA command line in the stream, the messages in stream
+// order. Flag bit 16 makes the client polite: every line is its own read,
+// as from a client that waits for each reply (so DATA gets its 354 and
+// message text follows).
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/check.h"
 #include "config/config.h"
@@ -39,6 +46,62 @@ std::shared_ptr<const petrel::config::Config> FuzzConfig(bool with_auth) {
   return with_auth ? auth : plain;
 }
 
+constexpr std::string_view kNow = "Mon, 23 Nov 2026 00:00:00 +0000";
+
+// Petrel's own Received: field removed from the front of stored content: it
+// ends with the date-time (the message's own first line may start with WSP,
+// so continuation lines cannot tell where it ends).
+std::string_view WithoutReceived(std::string_view content) {
+  CHECK(content.starts_with("Received: "));
+  const std::string end = std::string(kNow) + "\r\n";
+  const std::size_t p = content.find(end);
+  CHECK(p != std::string_view::npos);
+  return content.substr(p + end.size());
+}
+
+bool EndsWithDataLine(std::string_view before) {
+  for (std::string_view end : {"\r\n", "\n", " \r\n", " \n"}) {
+    if (before.size() >= 4 + end.size() && before.ends_with(end)) {
+      std::string_view verb = before.substr(before.size() - end.size() - 4, 4);
+      bool match = true;
+      for (std::size_t i = 0; i < 4; ++i) {
+        match = match && (verb[i] | 0x20) == "data"[i];
+      }
+      if (match) return true;
+    }
+  }
+  return false;
+}
+
+// Finds the first stream position at or after `from` that follows a DATA
+// command line and whose strict split yields `content`; returns the
+// position after its end of data. CHECKs that there is one.
+std::size_t MatchReference(std::string_view stream, std::size_t from,
+                           std::string_view content) {
+  for (std::size_t s = from; s <= stream.size(); ++s) {
+    if (!EndsWithDataLine(stream.substr(0, s))) continue;
+    const petrel::fuzz::Reference ref = petrel::fuzz::Strict(stream.substr(s));
+    if (ref.done && ref.content == content) return s + ref.consumed;
+  }
+  CHECK(false);  // a message the strict reference never yields
+  return 0;
+}
+
+// Cuts each piece after every LF as well.
+std::vector<std::string_view> ByLine(
+    const std::vector<std::string_view>& pieces) {
+  std::vector<std::string_view> out;
+  for (std::string_view p : pieces) {
+    for (std::size_t nl = p.find('\n'); nl != std::string_view::npos;
+         nl = p.find('\n')) {
+      out.push_back(p.substr(0, nl + 1));
+      p.remove_prefix(nl + 1);
+    }
+    out.push_back(p);
+  }
+  return out;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data,
@@ -49,9 +112,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data,
   petrel::server::SessionEnv env;
   env.config = config;
   env.relay = std::make_shared<petrel::server::RelayPolicy>(*config);
-  env.now_rfc5322 = [] {
-    return std::string("Mon, 23 Nov 2026 00:00:00 +0000");
-  };
+  env.now_rfc5322 = [] { return std::string(kNow); };
   env.now_unix = [] { return std::int64_t{0}; };
   int ids = 0;
   env.new_queue_id = [&ids] { return "ID" + std::to_string(++ids); };
@@ -63,8 +124,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data,
 
   std::string output;
   std::size_t commits = 0;
+  std::string message;           // content handed to the "spool" so far
+  std::size_t reference_at = 0;  // stream position after the last match
   std::string pending;
   auto pieces = petrel::fuzz::Split(input, 64);
+  if (flags & 16) pieces = ByLine(pieces);
   std::size_t next = 0;
   bool closed = false;
   while (!closed) {
@@ -81,16 +145,22 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data,
         pending.erase(0, m.Feed(pending));
         break;
       case SessionMachine::Action::kAppend:
-        m.TakeContent();
+        message += m.TakeContent();
         m.OnAppendDone(petrel::Status::Ok());
         break;
       case SessionMachine::Action::kCommit:
         CHECK(!m.envelope().recipients.empty());
-        m.TakeContent();
+        message += m.TakeContent();
+        if (!m.CommittingChunked()) {
+          reference_at =
+              MatchReference(input, reference_at, WithoutReceived(message));
+        }
+        message.clear();
         ++commits;
         m.OnCommitDone(petrel::Status::Ok());
         break;
       case SessionMachine::Action::kAbort:
+        message.clear();
         m.OnAbortDone();
         break;
       case SessionMachine::Action::kStartTls:

@@ -516,6 +516,45 @@ class Checker {
     if (auto d = DurationValue(*n, Join(prefix, name), zero_is_off)) out = *d;
   }
 
+  // A size: bytes, or a string such as "50MiB"; at least `min`.
+  void Size(const toml::table* t, std::string_view prefix,
+            std::string_view name, std::uint64_t min, std::string_view why,
+            std::uint64_t& out) {
+    const toml::node* n = Get(t, name);
+    if (n == nullptr) return;
+    const std::string key = Join(prefix, name);
+    std::optional<std::uint64_t> size;
+    std::string shown;
+    if (const auto* i = n->as_integer()) {
+      if (i->get() < 0) {
+        Add(LineOf(*n), key,
+            "must not be negative, got " + std::to_string(i->get()));
+        return;
+      }
+      size = static_cast<std::uint64_t>(i->get());
+      shown = std::to_string(*size);
+    } else if (const auto* s = n->as_string()) {
+      Result<std::uint64_t> r = ParseSize(s->get());
+      if (!r) {
+        Add(LineOf(*n), key, r.error().message());
+        return;
+      }
+      size = *r;
+      shown = Quote(s->get());
+    } else {
+      WrongType(*n, key, "a size (bytes, or a string such as \"50MiB\")");
+      return;
+    }
+    if (*size < min) {
+      Add(LineOf(*n), key,
+          "must be at least " + std::to_string(min) + " bytes" +
+              (why.empty() ? "" : " (" + std::string(why) + ")") + ", got " +
+              shown);
+      return;
+    }
+    out = *size;
+  }
+
   // An array of strings; nullopt (reported) if any element is not a string.
   std::optional<std::vector<std::pair<std::string, const toml::node*>>>
   StringArray(const toml::table* t, std::string_view prefix,
@@ -587,7 +626,7 @@ class Checker {
     if (s != nullptr) {
       CheckKeys(*s, "server",
                 {"hostname", "admin_socket", "command_timeout", "data_timeout",
-                 "max_errors"});
+                 "max_errors", "greet_pause", "min_data_rate"});
     }
     if (const toml::node* n = Get(s, "hostname")) {
       if (auto h = StringValue(*n, "server.hostname")) {
@@ -621,6 +660,14 @@ class Checker {
     Duration(s, "server", "command_timeout", c.server.command_timeout);
     Duration(s, "server", "data_timeout", c.server.data_timeout);
     Integer(s, "server", "max_errors", 1, c.server.max_errors);
+    Duration(s, "server", "greet_pause", c.server.greet_pause,
+             /*zero_is_off=*/true);
+    if (c.server.greet_pause > c.server.command_timeout) {
+      const toml::node* n = Get(s, "greet_pause");
+      Add(n ? LineOf(*n) : 1, "server.greet_pause",
+          "must not be longer than server.command_timeout");
+    }
+    Integer(s, "server", "min_data_rate", 0, c.server.min_data_rate);
   }
 
   void ReadListeners(const toml::table& root, Config& c) {
@@ -787,42 +834,13 @@ class Checker {
   void ReadLimits(const toml::table& root, Config& c) {
     const toml::table* t = Section(root, "limits");
     if (t == nullptr) return;
-    CheckKeys(*t, "limits",
-              {"max_message_size", "max_recipients", "max_connections",
-               "max_connections_per_ip", "max_received_headers"});
-    if (const toml::node* n = t->get("max_message_size")) {
-      const std::string key = "limits.max_message_size";
-      std::optional<std::uint64_t> size;
-      std::string shown;
-      if (const auto* i = n->as_integer()) {
-        if (i->get() < 0) {
-          Add(LineOf(*n), key,
-              "must not be negative, got " + std::to_string(i->get()));
-        } else {
-          size = static_cast<std::uint64_t>(i->get());
-          shown = std::to_string(*size);
-        }
-      } else if (const auto* s = n->as_string()) {
-        Result<std::uint64_t> r = ParseSize(s->get());
-        if (!r) {
-          Add(LineOf(*n), key, r.error().message());
-        } else {
-          size = *r;
-          shown = Quote(s->get());
-        }
-      } else {
-        WrongType(*n, key, "a size (bytes, or a string such as \"50MiB\")");
-      }
-      if (size) {
-        if (*size < smtp::kMinMessageOctets) {
-          Add(LineOf(*n), key,
-              "must be at least " + std::to_string(smtp::kMinMessageOctets) +
-                  " bytes (RFC 5321 4.5.3.1.7), got " + shown);
-        } else {
-          c.limits.max_message_size = *size;
-        }
-      }
-    }
+    CheckKeys(
+        *t, "limits",
+        {"max_message_size", "max_recipients", "max_connections",
+         "max_connections_per_ip", "max_received_headers", "max_header_size"});
+    Size(t, "limits", "max_message_size", smtp::kMinMessageOctets,
+         "RFC 5321 4.5.3.1.7", c.limits.max_message_size);
+    Size(t, "limits", "max_header_size", 1024, "", c.limits.max_header_size);
     Integer(t, "limits", "max_recipients",
             static_cast<std::int64_t>(smtp::kMinRecipients),
             c.limits.max_recipients, "RFC 5321 4.5.3.1.8");

@@ -39,6 +39,15 @@ struct Server {
   Seconds command_timeout{300};  // RFC 5321 4.5.3.2.7 server timeout: 5m
   Seconds data_timeout{180};     // per data block, 4.5.3.2.6 ("3m")
   int max_errors = 20;           // protocol errors before 421 and close
+  // Wait this long before the greeting on `smtp` listeners; a client that
+  // talks first gets 554 5.5.0 (as Postfix postscreen's pregreet test and
+  // Sendmail's greet_pause). 0: greet at once, still checking for input
+  // already waiting.
+  Seconds greet_pause{0};
+  // DATA/BDAT: every octet received extends the data deadline by
+  // 1/min_data_rate s, capped at data_timeout, and time spent reading
+  // shortens it (Postfix smtpd_min_data_rate). 0: data_timeout per read.
+  std::uint32_t min_data_rate = 500;  // octets per second
 };
 
 struct Tls {
@@ -62,6 +71,9 @@ struct Limits {
   std::uint32_t max_connections = 10000;
   std::uint32_t max_connections_per_ip = 100;
   std::uint32_t max_received_headers = 50;
+  // The message header section (RFC 5322 2.1), petrel extension: larger is
+  // refused with 552 5.3.4 after the data.
+  std::uint64_t max_header_size = 1024 * 1024;  // "1MiB"
 };
 
 struct SpoolConfig {

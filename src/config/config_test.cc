@@ -73,6 +73,9 @@ TEST(ConfigTest, EmptyFileGivesDefaults) {
   EXPECT_EQ(c.listeners[0].mode, ListenerMode::kSmtp);
   EXPECT_FALSE(c.tls.has_value());
   EXPECT_EQ(c.limits.max_message_size, 50u * 1024 * 1024);
+  EXPECT_EQ(c.limits.max_header_size, 1024u * 1024);
+  EXPECT_EQ(c.server.greet_pause.count(), 0);
+  EXPECT_EQ(c.server.min_data_rate, 500u);
   EXPECT_EQ(c.limits.max_recipients, 1000u);
   EXPECT_EQ(c.limits.max_connections, 10000u);
   EXPECT_EQ(c.limits.max_connections_per_ip, 100u);
@@ -433,6 +436,21 @@ TEST(ConfigErrorTest, Server) {
               HasSubstr("t.toml:3: server.admin_socket: "));
 }
 
+TEST(ConfigTest, GreetPauseAndDataRate) {
+  Config c = Parse(std::string(kHost) +
+                   "greet_pause = \"2s\"\nmin_data_rate = 0\n"
+                   "[limits]\nmax_header_size = \"64KiB\"\n");
+  EXPECT_EQ(c.server.greet_pause.count(), 2);
+  EXPECT_EQ(c.server.min_data_rate, 0u);
+  EXPECT_EQ(c.limits.max_header_size, 64u * 1024);
+  EXPECT_EQ(Errors(std::string(kHost) + "command_timeout = \"5s\"\n"
+                                        "greet_pause = \"10s\"\n"),
+            "t.toml:4: server.greet_pause: must not be longer than "
+            "server.command_timeout");
+  EXPECT_EQ(Errors(std::string(kHost) + "min_data_rate = -1\n"),
+            "t.toml:3: server.min_data_rate: must be at least 0, got -1");
+}
+
 TEST(ConfigErrorTest, Limits) {
   EXPECT_EQ(Errors("[limits]\nmax_message_size = 1000\n"),
             "t.toml:2: limits.max_message_size: must be at least 65536 bytes "
@@ -446,6 +464,9 @@ TEST(ConfigErrorTest, Limits) {
   EXPECT_THAT(Errors("[limits]\nmax_message_size = -1\n"),
               HasSubstr("t.toml:2: limits.max_message_size: must not be "
                         "negative"));
+  EXPECT_EQ(Errors("[limits]\nmax_header_size = 100\n"),
+            "t.toml:2: limits.max_header_size: must be at least 1024 bytes, "
+            "got 100");
   EXPECT_EQ(Errors("[limits]\nmax_connections = 0\n"),
             "t.toml:2: limits.max_connections: must be at least 1, got 0");
   EXPECT_EQ(Errors("[limits]\nmax_connections_per_ip = -5\n"),

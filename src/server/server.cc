@@ -84,7 +84,7 @@ void StartTimer(const std::shared_ptr<SessionIo>& io) {
 
 // The wait that starts now must end within `limit`.
 void ArmDeadline(const std::shared_ptr<SessionIo>& io,
-                 std::chrono::seconds limit) {
+                 std::chrono::steady_clock::duration limit) {
   io->timed_out = false;
   io->deadline = std::chrono::steady_clock::now() + limit;
   if (!io->timer_running || io->deadline < io->timer.expiry()) StartTimer(io);
@@ -284,6 +284,22 @@ asio::awaitable<bool> Flush(const std::shared_ptr<SessionIo>& io,
   co_return !ec;
 }
 
+// Reads and drops whatever the client sent before it was greeted (bounded),
+// so that closing does not reset the connection under our reply. Returns
+// the number of octets dropped; the socket must be non-blocking.
+std::size_t DiscardEarlyInput(SessionIo& io) {
+  std::size_t dropped = 0;
+  boost::system::error_code ec;
+  while (dropped < 1024 * 1024 && io.socket.available(ec) > 0 && !ec) {
+    std::span<char> buffer = ThreadReadBuffer();
+    std::size_t n =
+        io.socket.read_some(asio::buffer(buffer.data(), buffer.size()), ec);
+    if (ec || n == 0) break;
+    dropped += n;
+  }
+  return dropped;
+}
+
 // Checks the machine's credentials: refused at once while the address is
 // blocked, else crypt(3) on the auth pool, and a failure answered only after
 // the guard's growing delay.
@@ -372,14 +388,37 @@ asio::awaitable<void> RunSession(std::shared_ptr<ServerState> state,
     }
     m.StartedWithTls(std::move(description));
   }
-  m.Start(refuse);
-
-  const auto data_timeout = cfg->server.data_timeout;
-  std::string pending;  // input not yet consumed (waiting on the spool)
-  std::unique_ptr<spool::MessageWriter> writer;
   boost::system::error_code ignored;
   io->socket.non_blocking(true, ignored);
   io->socket.set_option(tcp::no_delay(true), ignored);
+  std::optional<smtp::Reply> greeting_refusal = refuse;
+  if (!refuse && mode == config::ListenerMode::kSmtp) {
+    if (cfg->server.greet_pause.count() > 0) {
+      asio::steady_timer pause(ex, cfg->server.greet_pause);
+      co_await pause.async_wait(kUseTuple);
+    }
+    if (DiscardEarlyInput(*io) > 0) {
+      log::Warning("improper pipelining before the greeting from unknown[{}]",
+                   ip);
+      greeting_refusal = smtp::MakeReply(
+          554, {5, 5, 0},
+          cfg->server.hostname +
+              " Error: SMTP protocol synchronization (talking before the "
+              "greeting)");
+    }
+  }
+  m.Start(greeting_refusal);
+
+  const auto data_timeout = cfg->server.data_timeout;
+  // Minimum data rate (Postfix's smtpd_min_data_rate): in DATA/BDAT the
+  // deadline is a budget that each read spends by the time it waits and
+  // earns back at 1/min_data_rate s per octet, never above data_timeout.
+  using Clock = std::chrono::steady_clock;
+  const std::uint32_t min_data_rate = cfg->server.min_data_rate;
+  Clock::duration data_budget = data_timeout;
+  bool was_in_data = false;
+  std::string pending;  // input not yet consumed (waiting on the spool)
+  std::unique_ptr<spool::MessageWriter> writer;
 
   bool running = true;
   while (running) {
@@ -398,8 +437,14 @@ asio::awaitable<void> RunSession(std::shared_ptr<ServerState> state,
           m.OnShutdown();
           break;
         }
-        io->awaiting_command = !m.InData();
-        ArmDeadline(io, m.InData() ? data_timeout : command_timeout);
+        const bool in_data = m.InData();
+        if (in_data && !was_in_data) data_budget = data_timeout;
+        was_in_data = in_data;
+        io->awaiting_command = !in_data;
+        ArmDeadline(io, !in_data            ? Clock::duration(command_timeout)
+                        : min_data_rate > 0 ? data_budget
+                                            : Clock::duration(data_timeout));
+        const Clock::time_point read_start = Clock::now();
         boost::system::error_code ec;
         std::size_t got = 0;
         char* data = nullptr;
@@ -422,6 +467,12 @@ asio::awaitable<void> RunSession(std::shared_ptr<ServerState> state,
         if (ec == asio::error::would_block) continue;
         if (ec) {
           if (io->timed_out) {
+            if (in_data && min_data_rate > 0 && data_budget < data_timeout) {
+              log::Info(
+                  "unknown[{}]: data arrived slower than {} octets/s "
+                  "(server.min_data_rate)",
+                  ip, min_data_rate);
+            }
             m.OnTimeout();
           } else if (io->shutdown && ec == asio::error::operation_aborted) {
             m.OnShutdown();
@@ -429,6 +480,13 @@ asio::awaitable<void> RunSession(std::shared_ptr<ServerState> state,
             m.OnEof();
           }
           break;
+        }
+        if (in_data && min_data_rate > 0) {
+          data_budget -= Clock::now() - read_start;
+          data_budget += std::chrono::duration_cast<Clock::duration>(
+                             std::chrono::seconds(got)) /
+                         min_data_rate;
+          data_budget = std::min<Clock::duration>(data_budget, data_timeout);
         }
         std::string_view input(data, got);
         std::size_t used = m.Feed(input);

@@ -44,6 +44,7 @@ struct SessionMachine::Transaction {
   std::uint64_t client_octets = 0;  // message octets as sent (BDAT)
   bool used_bdat = false;
   bool too_big = false;
+  bool header_too_big = false;  // over limits.max_header_size
   bool bare_newline = false;
   std::optional<Status> storage_error;
 };
@@ -193,6 +194,20 @@ std::size_t SessionMachine::FeedCommands(std::string_view input) {
       } else {
         OnAuthResponse(line->text);
       }
+    } else if (std::exchange(after_chunk_, false) &&
+               (line->kind == smtp::CommandLine::Kind::kTooLong ||
+                !smtp::ParseCommand(line->text))) {
+      // Not a command straight after a BDAT chunk: the client sent more (or
+      // less) text than the chunk size said, and what follows is message
+      // text, not commands. Reading on would obey whatever the text holds.
+      Count("unknown");
+      log::Warning(
+          "improper pipelining after BDAT from unknown[{}]: text "
+          "past the end of the chunk",
+          client_.address);
+      CloseWith(smtp::MakeReply(554, {5, 5, 0},
+                                "Error: SMTP protocol synchronization (text "
+                                "past the end of the BDAT chunk)"));
     } else if (line->kind == smtp::CommandLine::Kind::kTooLong) {
       Count("unknown");
       ClientError(500, {5, 5, 2}, "Line too long");
@@ -470,6 +485,11 @@ void SessionMachine::OnBdat(std::string_view arg) {
   if (bdat->size == 0) FeedChunk({});
 }
 
+bool SessionMachine::CommittingChunked() const {
+  const auto* c = std::get_if<Committing>(&state_);
+  return c != nullptr && c->tx != nullptr && c->tx->used_bdat;
+}
+
 std::unique_ptr<SessionMachine::Transaction> SessionMachine::TakeTransaction() {
   return std::visit(Overloaded{
                         [](MailGiven& s) { return std::move(s.tx); },
@@ -667,8 +687,11 @@ void SessionMachine::AddContent(std::string_view content) {
       state_);
   if (tx == nullptr) return;
   tx->headers.Feed(content);
+  if (tx->headers.header_octets() > env_.config->limits.max_header_size) {
+    tx->header_too_big = true;
+  }
   const bool doomed =
-      tx->too_big || tx->storage_error ||
+      tx->too_big || tx->header_too_big || tx->storage_error ||
       tx->headers.received_count() >
           static_cast<int>(env_.config->limits.max_received_headers);
   if (doomed) {
@@ -717,6 +740,7 @@ std::size_t SessionMachine::FeedChunk(std::string_view input) {
     return n;
   }
   // The chunk is complete.
+  after_chunk_ = true;
   if (!s.tx) {
     // A refused chunk ends the transaction (RFC 3030 2: the client must not
     // send more chunks of it).
@@ -749,6 +773,10 @@ void SessionMachine::FinishMessage() {
   } else if (tx->too_big) {
     refusal = smtp::MakeReply(
         552, {5, 3, 4}, "Message size exceeds fixed maximum message size");
+  } else if (tx->header_too_big) {
+    refusal = smtp::MakeReply(552, {5, 3, 4},
+                              "Message header size exceeds fixed maximum "
+                              "header size");
   } else if (tx->bare_newline) {
     // docs/decisions.md: bare CR or LF in message text is refused, as
     // Postfix 3.9 does with smtpd_forbid_bare_newline = reject.

@@ -109,6 +109,9 @@ class SessionMachine {
   std::string TakeContent();
   const std::string& current_id() const;
   const spool::Envelope& envelope() const { return envelope_; }
+  // While kCommit is pending: whether the message came in BDAT chunks (else
+  // DATA). For the session fuzzer's reference check.
+  bool CommittingChunked() const;
 
   void OnAppendDone(const Status& status);
   void OnCommitDone(const Status& status);
@@ -206,6 +209,7 @@ class SessionMachine {
   smtp::LineReader lines_;
   std::string helo_;
   bool esmtp_ = false;
+  bool after_chunk_ = false;  // the next line is the first after a BDAT chunk
   int errors_ = 0;
   bool shutting_down_ = false;
   bool tls_active_ = false;

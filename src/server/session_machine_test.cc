@@ -1,5 +1,6 @@
 #include "server/session_machine.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "config/config.h"
@@ -405,6 +406,56 @@ TEST(SessionMachine, BdatZeroLastAndBadSizes) {
     EXPECT_TRUE(e.closed()) << bad;
     EXPECT_TRUE(e.committed().empty());
   }
+}
+
+TEST(SessionMachine, TextPastTheBdatChunkIsASyncError) {
+  Driver d;
+  d.Output();
+  d.Send("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.test>\r\n");
+  // 10 octets said, more sent: the rest is message text, not commands, even
+  // where a line of it looks like one.
+  EXPECT_EQ(d.Send("BDAT 10 LAST\r\nSubject: b\r\n\r\nRCPT TO:<y@example.test>"
+                   "\r\n"),
+            "250 2.0.0 Ok: queued as ID1\r\n"
+            "554 5.5.0 Error: SMTP protocol synchronization (text past the end "
+            "of the BDAT chunk)\r\n");
+  EXPECT_TRUE(d.closed());
+  EXPECT_EQ(d.committed().size(), 1u);
+  // A command right after a chunk is fine, and only the first line counts.
+  Driver e;
+  e.Output();
+  e.Send("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.test>\r\n");
+  EXPECT_EQ(e.Send("BDAT 4\r\nab\r\nNOOP\r\nBOGUS\r\n"),
+            "250 2.0.0 Ok: 4 octets received\r\n250 2.0.0 Ok\r\n"
+            "500 5.5.1 Command unrecognized\r\n");
+  EXPECT_FALSE(e.closed());
+}
+
+TEST(SessionMachine, HeaderSizeLimit) {
+  auto c = TestConfig();
+  c.limits.max_header_size = 2048;
+  Driver d(c);
+  d.Output();
+  auto send_header = [&](std::size_t octets) {
+    d.Send("MAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.test>\r\nDATA\r\n");
+    std::string header;
+    for (int i = 0; header.size() < octets; ++i) {
+      header += fmt::format("X-F-{:04}: {}\r\n", i, std::string(20, 'v'));
+    }
+    return d.Send(header + "\r\nbody\r\n.\r\n");
+  };
+  d.Send("EHLO c\r\n");
+  EXPECT_EQ(send_header(2000).substr(0, 4), "250 ");
+  EXPECT_EQ(send_header(4000),
+            "552 5.3.4 Message header size exceeds fixed maximum header "
+            "size\r\n");
+  EXPECT_EQ(d.committed().size(), 1u);
+  // A large body is not a large header.
+  d.Send("MAIL FROM:<a@b.example>\r\nRCPT TO:<x@example.test>\r\nDATA\r\n");
+  std::string body;
+  while (body.size() < 10000) body += std::string(70, 'b') + "\r\n";
+  EXPECT_EQ(d.Send("Subject: x\r\n\r\n" + body + ".\r\n").substr(0, 4), "250 ");
+  EXPECT_FALSE(d.closed());
 }
 
 TEST(SessionMachine, TooManyErrorsEndsTheSession) {

@@ -57,6 +57,7 @@ POSTFIX = "/usr/sbin/postfix"
 POSTCONF = "/usr/sbin/postconf"
 POSTQUEUE = "/usr/sbin/postqueue"
 POSTCAT = "/usr/sbin/postcat"
+SASLPASSWD2 = "/usr/sbin/saslpasswd2"   # sasl2-bin; sasl_users
 
 _RUNNING = []
 
@@ -81,7 +82,7 @@ def _run(args, timeout=60, check=True):
 
 def why_unavailable():
     """None if a private instance can run here, else the reason."""
-    for b in (POSTFIX, POSTCONF, POSTQUEUE, POSTCAT):
+    for b in (POSTFIX, POSTCONF, POSTQUEUE, POSTCAT, SASLPASSWD2):
         if not os.access(b, os.X_OK):
             return f"{b} is not installed"
     if os.geteuid() != 0:
@@ -152,7 +153,7 @@ relay     unix  -       -       n       -       -       smtp
 """
 
     def __init__(self, mode="hold", relayhost=None, myhostname="postfix.example.org",
-                 extra_settings=(), start=True):
+                 extra_settings=(), sasl_users=None, start=True):
         if mode not in ("hold", "relay"):
             raise ValueError(f"mode must be hold or relay, not {mode!r}")
         if mode == "relay" and not relayhost:
@@ -165,6 +166,7 @@ relay     unix  -       -       n       -       -       smtp
         self.relayhost = relayhost
         self.myhostname = myhostname
         self.extra_settings = list(extra_settings)
+        self.sasl_users = dict(sasl_users or {})
         self.port = None
         self.proc = None
         self.dir = None
@@ -257,6 +259,8 @@ relay     unix  -       -       n       -       -       smtp
             pass
         with open(os.path.join(self.etc, "master.cf"), "w") as f:
             f.write(self.MASTER_CF.format(port=self.port))
+        if self.sasl_users:
+            self._write_sasl()
         _run([POSTCONF, "-c", self.etc, "-e", *self.settings()])
         # Creates the queue directories with the right owners (post-install).
         _run([POSTFIX, "-c", self.etc, "check"], check=False)
@@ -288,6 +292,28 @@ relay     unix  -       -       n       -       -       smtp
             except OSError:
                 time.sleep(0.1)
         raise PostfixUnavailable("private Postfix did not start:\n" + self.log()[-3000:])
+
+    def _write_sasl(self):
+        """Cyrus SASL for smtpd: a sasldb of sasl_users (realm myhostname)
+        and smtpd.conf. Debian's Postfix reads that from
+        $config_directory/sasl/ (it ignores cyrus_sasl_config_path), so
+        the instance's own etc/sasl/ is used and nothing of the system's.
+        smtpd runs as postfix: both files must be readable by it."""
+        sasl = os.path.join(self.etc, "sasl")
+        os.makedirs(sasl)
+        os.chmod(sasl, 0o755)
+        db = os.path.join(sasl, "sasldb2")
+        for user, password in self.sasl_users.items():
+            r = subprocess.run(["saslpasswd2", "-p", "-c", "-f", db, "-u", self.myhostname,
+                                user], input=password.encode(), capture_output=True,
+                               timeout=30)
+            if r.returncode != 0:
+                raise PostfixUnavailable(f"saslpasswd2 failed: {r.stderr!r}")
+        shutil.chown(db, "postfix")
+        os.chmod(db, 0o600)
+        with open(os.path.join(sasl, "smtpd.conf"), "w") as f:
+            f.write("pwcheck_method: auxprop\nauxprop_plugin: sasldb\n"
+                    f"mech_list: PLAIN LOGIN\nsasldb_path: {db}\n")
 
     def stop(self, timeout=30.0):
         """Stops the master and every process of this instance; removes the

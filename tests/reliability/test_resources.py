@@ -72,8 +72,6 @@ def test_100k_pipelined_rcpts(workdir, row):
     assert after - before < GENEROUS
 
 
-@pytest.mark.xfail(strict=True, reason="no header-size limit: a 100k-line header "
-                   "section is accepted (250) and stored whole; the issue wants 552")
 def test_header_of_100k_lines(workdir, row):
     n = 100_000
     p = Petrel(workdir).start()
