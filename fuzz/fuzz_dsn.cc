@@ -3,13 +3,15 @@
 // sender, ENVID, content, then five per recipient (final recipient, ORCPT
 // type, ORCPT address, remote MTA, diagnostic). Invariants, from dsn.h: the
 // message is CRLF-only with every line at most 998 octets; the header
-// section has no control character but HT; the boundary delimiter occurs
-// only as the three part delimiters and the close; the message/delivery-status
-// part is 7-bit, has no control character but HT, and one Final-Recipient per
-// recipient.
+// section has no control character but HT; in the body the boundary
+// delimiter occurs only as the three part delimiters and the close; the
+// message/delivery-status part is 7-bit, has no control character but HT, and
+// one Final-Recipient per recipient.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -102,6 +104,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data,
 
   const petrel::delivery::Dsn dsn = petrel::delivery::BuildDsn(r);
   const std::string_view m = dsn.message;
+  if (std::getenv("PETREL_FUZZ_DUMP") != nullptr) {  // for a look at a crash
+    std::fwrite(m.data(), 1, m.size(), stderr);
+  }
 
   // CRLF only, lines of at most 998 octets.
   std::size_t line_start = 0;
@@ -131,15 +136,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data,
   const std::string boundary(Parameter(header, "boundary=\""));
   CHECK(!boundary.empty());
   const std::string delimiter = "\r\n--" + boundary;
-  CHECK(Count(m, "--" + boundary) == 4);
+  // (The header section may hold it, in a sender's address: no delimiter
+  // line can start there, and MIME parsers look only in the body.)
+  CHECK(Count(m.substr(header_end), "--" + boundary) == 4);
   CHECK(Count(m, delimiter + "\r\n") == 3);
   CHECK(m.ends_with(delimiter + "--\r\n"));
 
   // The message/delivery-status part: 7-bit, no controls, one
   // Final-Recipient per recipient.
-  const std::size_t ds = m.find("Content-Type: message/delivery-status\r\n");
+  // Found by its delimiter: the text part may hold the same words.
+  const std::size_t ds = m.find(delimiter +
+                                "\r\nContent-Description: Delivery report\r\n"
+                                "Content-Type: message/delivery-status\r\n");
   CHECK(ds != std::string_view::npos);
-  const std::size_t ds_end = m.find(delimiter, ds);
+  const std::size_t ds_end = m.find(delimiter, ds + delimiter.size());
   CHECK(ds_end != std::string_view::npos);
   const std::string_view status = m.substr(ds, ds_end - ds);
   for (unsigned char c : status) {

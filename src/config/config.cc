@@ -855,8 +855,9 @@ class Checker {
     const toml::table* t = Section(root, "spool");
     c.spool.path = Absolute("var/spool");
     if (t == nullptr) return;
-    CheckKeys(*t, "spool", {"path"});
+    CheckKeys(*t, "spool", {"path", "min_free_space"});
     PathKey(t, "spool", "path", c.spool.path);
+    Size(t, "spool", "min_free_space", 0, "", c.spool.min_free_space);
   }
 
   // Valid, lower-cased domains.

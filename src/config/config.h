@@ -78,6 +78,9 @@ struct Limits {
 
 struct SpoolConfig {
   std::string path;  // default "var/spool" (made absolute)
+  // MAIL is refused with 452 4.3.1 while the spool's file system has less
+  // free than this plus the declared SIZE (Postfix queue_minfree). 0: off.
+  std::uint64_t min_free_space = 100ull * 1024 * 1024;  // "100MiB"
 };
 
 struct Network {

@@ -443,6 +443,9 @@ TEST(ConfigTest, GreetPauseAndDataRate) {
   EXPECT_EQ(c.server.greet_pause.count(), 2);
   EXPECT_EQ(c.server.min_data_rate, 0u);
   EXPECT_EQ(c.limits.max_header_size, 64u * 1024);
+  Config d = Parse(std::string(kHost) + "[spool]\nmin_free_space = 0\n");
+  EXPECT_EQ(d.spool.min_free_space, 0u);
+  EXPECT_EQ(Parse(kHost).spool.min_free_space, 100u * 1024 * 1024);
   EXPECT_EQ(Errors(std::string(kHost) + "command_timeout = \"5s\"\n"
                                         "greet_pause = \"10s\"\n"),
             "t.toml:4: server.greet_pause: must not be longer than "

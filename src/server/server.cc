@@ -1,5 +1,7 @@
 #include "server/server.h"
 
+#include <sys/statvfs.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -224,6 +226,23 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
     return total_;
   }
 
+  // Free octets of the file system holding `path` (statvfs, at most once a
+  // second; one path per server).
+  std::optional<std::uint64_t> SpoolFree(const std::string& path) {
+    const auto now = std::chrono::steady_clock::now();
+    std::lock_guard lock(free_mu_);
+    if (free_checked_ && now - *free_checked_ < std::chrono::seconds(1)) {
+      return free_;
+    }
+    struct statvfs v {};
+    free_ = ::statvfs(path.c_str(), &v) == 0
+                ? std::optional<std::uint64_t>(
+                      static_cast<std::uint64_t>(v.f_bavail) * v.f_frsize)
+                : std::nullopt;
+    free_checked_ = now;
+    return free_;
+  }
+
   // Asks every session to end at its next command boundary.
   void StopSessions() {
     std::lock_guard lock(mu_);
@@ -253,6 +272,9 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
   std::set<std::shared_ptr<SessionIo>> sessions_;
   long total_ = 0;
   bool stopping_ = false;
+  std::mutex free_mu_;
+  std::optional<std::chrono::steady_clock::time_point> free_checked_;
+  std::optional<std::uint64_t> free_;
 };
 
 // Writes everything the machine has queued.
@@ -347,6 +369,9 @@ asio::awaitable<void> RunSession(std::shared_ptr<ServerState> state,
   env.now_rfc5322 = Rfc5322Now;
   env.now_unix = [] { return static_cast<std::int64_t>(std::time(nullptr)); };
   env.new_queue_id = NewQueueId;
+  env.spool_free_octets = [state, path = cfg->spool.path] {
+    return state->SpoolFree(path);
+  };
   env.tls_available = tls_context != nullptr;
   env.auth_available = cfg->auth.has_value();
   ClientInfo client{ip, port,

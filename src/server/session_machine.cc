@@ -364,6 +364,20 @@ void SessionMachine::OnMail(std::string_view arg) {
                             smtp::SanitizeText(auth_user_, 200)));
     return;
   }
+  // Postfix's queue_minfree: refuse before the data rather than after it.
+  const std::uint64_t min_free = env_.config->spool.min_free_space;
+  if (min_free > 0 && env_.spool_free_octets) {
+    const std::uint64_t need = min_free + mail->params.size.value_or(0);
+    if (auto free = env_.spool_free_octets(); free && *free < need) {
+      log::Warning(
+          "NOQUEUE: reject: MAIL from unknown[{}]: 452 4.3.1 Insufficient "
+          "system storage ({} octets free in the spool's file system, {} "
+          "needed)",
+          client_.address, *free, need);
+      Reply(452, {4, 3, 1}, "Insufficient system storage");
+      return;
+    }
+  }
   auto tx = std::make_unique<Transaction>();
   tx->sender = std::move(mail->reverse_path);
   tx->params = std::move(mail->params);

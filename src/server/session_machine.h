@@ -62,6 +62,9 @@ struct SessionEnv {
   std::function<std::string()> now_rfc5322;
   std::function<std::int64_t()> now_unix;
   std::function<std::string()> new_queue_id;
+  // Free octets on the spool's file system, if known (MAIL refuses with
+  // 452 4.3.1 below [spool] min_free_space + SIZE). Null: not checked.
+  std::function<std::optional<std::uint64_t>()> spool_free_octets;
   bool tls_available = false;   // [tls] configured: STARTTLS offered
   bool auth_available = false;  // [auth] configured: AUTH offered under TLS
 };

@@ -32,6 +32,7 @@ class Driver {
     };
     env.now_unix = [] { return std::int64_t{1795000000}; };
     env.new_queue_id = [this] { return "ID" + std::to_string(++ids_); };
+    env.spool_free_octets = [this] { return spool_free; };
     env.tls_available = tls;
     env.auth_available = cfg->auth.has_value();
     machine_ = std::make_unique<SessionMachine>(
@@ -56,6 +57,8 @@ class Driver {
   int aborts() const { return aborts_; }
   std::size_t dropped() const { return dropped_; }
 
+  // What statvfs says of the spool's file system; nullopt: unknown.
+  std::optional<std::uint64_t> spool_free;
   Status append_status = Status::Ok();
   Status commit_status = Status::Ok();
   // The credential check of kAuthenticate: alice/secret is good.
@@ -429,6 +432,33 @@ TEST(SessionMachine, TextPastTheBdatChunkIsASyncError) {
             "250 2.0.0 Ok: 4 octets received\r\n250 2.0.0 Ok\r\n"
             "500 5.5.1 Command unrecognized\r\n");
   EXPECT_FALSE(e.closed());
+}
+
+TEST(SessionMachine, LowSpoolSpaceRefusesMail) {
+  constexpr std::uint64_t kMiB = 1024 * 1024;
+  Driver d;  // min_free_space: 100 MiB by default
+  d.Output();
+  d.Send("EHLO c\r\n");
+  d.spool_free = 99 * kMiB;
+  EXPECT_EQ(d.Send("MAIL FROM:<a@b.example>\r\n"),
+            "452 4.3.1 Insufficient system storage\r\n");
+  d.spool_free = 120 * kMiB;
+  // The declared SIZE counts too.
+  EXPECT_EQ(d.Send("MAIL FROM:<a@b.example> SIZE=41943040\r\n"),
+            "452 4.3.1 Insufficient system storage\r\n");
+  EXPECT_EQ(d.Send("MAIL FROM:<a@b.example> SIZE=10485760\r\n"),
+            "250 2.1.0 Ok\r\n");
+  EXPECT_EQ(d.Send("RSET\r\n"), "250 2.0.0 Ok\r\n");
+  // Unknown free space, or the check off: no refusal.
+  d.spool_free.reset();
+  EXPECT_EQ(d.Send("MAIL FROM:<a@b.example>\r\n"), "250 2.1.0 Ok\r\n");
+  auto c = TestConfig();
+  c.spool.min_free_space = 0;
+  Driver e(c);
+  e.Output();
+  e.spool_free = 0;
+  e.Send("EHLO c\r\n");
+  EXPECT_EQ(e.Send("MAIL FROM:<a@b.example>\r\n"), "250 2.1.0 Ok\r\n");
 }
 
 TEST(SessionMachine, HeaderSizeLimit) {

@@ -54,6 +54,7 @@ class Petrel:
         self.extra_config = extra_config
         self.local_domains = local_domains
         self.trusted = trusted
+        self.env = {}   # added to petrel's environment at start()
         self.write_config()
 
     def write_config(self):
@@ -87,7 +88,8 @@ trusted_networks = {json.dumps(list(self.trusted))}
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [PETREL, "serve", "--config", self.config_path],
-            stdout=self.log, stderr=subprocess.STDOUT, cwd=self.dir)
+            stdout=self.log, stderr=subprocess.STDOUT, cwd=self.dir,
+            env={**os.environ, **self.env} if self.env else None)
         _RUNNING.append(self)
         wait_for(lambda: self.proc.poll() is not None or b"ready" in self.read_log()[start_at:],
                  what="petrel to log ready")
