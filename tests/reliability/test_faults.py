@@ -106,7 +106,7 @@ def test_io_error_on_a_spool_write(workdir, row):
         text = p.cli("spool", "cat", m["id"]).stdout
         subjects.append(next((ln[9:] for ln in text.splitlines()
                               if ln.startswith("Subject: ")), "?"))
-    row("8 faults", "EIO on every spool write and fsync (LD_PRELOAD shim): before "
+    row("faults", "EIO on every spool write and fsync (LD_PRELOAD shim): before "
         "a message, and in the middle of a 6 MB one; then the disk works again",
         f"replies {[' '.join(t.split()[:2]) for _, t in refused]}; next message "
         f"accepted after {attempts} attempt(s), no restart; spool holds "
