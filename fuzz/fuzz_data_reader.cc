@@ -14,13 +14,14 @@
 #include "base/check.h"
 #include "fuzz/fuzz_util.h"
 #include "smtp/data_reader.h"
+#include "smtp/data_reference.h"
 #include "smtp/header_scanner.h"
 
 namespace petrel::smtp {
 namespace {
 
-using petrel::fuzz::Reference;
-using petrel::fuzz::Strict;
+using Reference = DataReference;
+constexpr auto Strict = StrictDataReference;
 
 struct Outcome {
   bool done = false;

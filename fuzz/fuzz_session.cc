@@ -4,7 +4,7 @@
 // as well-formed replies; exactly one "queued as" reply per commit; the
 // machine never asks to commit a message with no recipients; and every
 // message committed from DATA is, after petrel's Received: field, byte for
-// byte what the strict reference split (fuzz_util.h Strict) yields from the
+// byte what the strict reference split (smtp/data_reference.h) yields from the
 // byte after a DATA command line in the stream, the messages in stream
 // order. Flag bit 16 makes the client polite: every line is its own read,
 // as from a client that waits for each reply (so DATA gets its 354 and
@@ -19,6 +19,7 @@
 #include "fuzz/fuzz_util.h"
 #include "server/relay_policy.h"
 #include "server/session_machine.h"
+#include "smtp/data_reference.h"
 #include "smtp/reply_parser.h"
 
 namespace {
@@ -80,7 +81,8 @@ std::size_t MatchReference(std::string_view stream, std::size_t from,
                            std::string_view content) {
   for (std::size_t s = from; s <= stream.size(); ++s) {
     if (!EndsWithDataLine(stream.substr(0, s))) continue;
-    const petrel::fuzz::Reference ref = petrel::fuzz::Strict(stream.substr(s));
+    const petrel::smtp::DataReference ref =
+        petrel::smtp::StrictDataReference(stream.substr(s));
     if (ref.done && ref.content == content) return s + ref.consumed;
   }
   CHECK(false);  // a message the strict reference never yields

@@ -5,7 +5,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <string>
 #include <string_view>
 #include <vector>
 
@@ -39,38 +38,6 @@ inline std::vector<std::string_view> Bytes(std::string_view input) {
     pieces.push_back(input.substr(i, 1));
   }
   return pieces;
-}
-
-// The strict reference for message data (RFC 5321 4.1.1.4, 4.5.2), written
-// the obvious way: the data ends at the first CRLF "." CRLF (or "." CRLF as
-// the first line); the content is what precedes it with the leading dot of
-// each CRLF-delimited line removed.
-struct Reference {
-  bool done = false;
-  std::size_t consumed = 0;
-  std::string content;  // when done
-};
-
-inline Reference Strict(std::string_view in) {
-  Reference r;
-  std::string_view data;
-  if (in.substr(0, 3) == ".\r\n") {
-    r.done = true;
-    r.consumed = 3;
-  } else if (const std::size_t p = in.find("\r\n.\r\n");
-             p != std::string_view::npos) {
-    r.done = true;
-    r.consumed = p + 5;
-    data = in.substr(0, p + 2);
-  } else {
-    r.consumed = in.size();
-  }
-  bool line_start = true;
-  for (std::size_t i = 0; i < data.size(); ++i) {
-    if (!(line_start && data[i] == '.')) r.content += data[i];
-    line_start = data[i] == '\n' && i > 0 && data[i - 1] == '\r';
-  }
-  return r;
 }
 
 }  // namespace petrel::fuzz

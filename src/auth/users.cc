@@ -8,9 +8,8 @@
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
+#include "base/line_file.h"
 #include "base/log.h"
 #include "base/strings.h"
 
@@ -62,72 +61,59 @@ const std::string& DummyHash() {
 Result<std::shared_ptr<const UserDb>> UserDb::Parse(std::string_view text,
                                                     const std::string& path) {
   auto db = std::shared_ptr<UserDb>(new UserDb());
-  std::string errors;
-  int line_no = 0;
-  while (!text.empty()) {
-    ++line_no;
-    const std::size_t nl = text.find('\n');
-    std::string_view line = TrimBlanks(text.substr(0, nl));
-    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
-    if (line.empty() || line.front() == '#') continue;
-    auto fail = [&](std::string_view why) {
-      errors += fmt::format("{}{}:{}: {}", errors.empty() ? "" : "\n", path,
-                            line_no, why);
-    };
-    const std::size_t c1 = line.find(':');
-    if (c1 == std::string_view::npos || c1 == 0) {
-      fail("expected name:hash[:addresses]");
-      continue;
-    }
-    std::string_view name = TrimBlanks(line.substr(0, c1));
-    std::string_view rest = line.substr(c1 + 1);
-    const std::size_t c2 = rest.find(':');
-    std::string_view hash = TrimBlanks(rest.substr(0, c2));
-    std::string_view addresses =
-        c2 == std::string_view::npos ? std::string_view() : rest.substr(c2 + 1);
-    if (name.empty() ||
-        name.find_first_of(" \t\"\\,") != std::string_view::npos) {
-      fail("bad user name");
-      continue;
-    }
-    if (!StrongHash(hash)) {
-      fail(fmt::format(
-          "user \"{}\": not a crypt(3) hash (yescrypt $y$, bcrypt $2b$ or "
-          "SHA-512 $6$; plaintext passwords are refused; use `petrel passwd`)",
-          name));
-      continue;
-    }
-    User user;
-    user.hash = std::string(hash);
-    while (!addresses.empty()) {
-      const std::size_t comma = addresses.find(',');
-      std::string_view a = TrimBlanks(addresses.substr(0, comma));
-      addresses.remove_prefix(comma == std::string_view::npos ? addresses.size()
-                                                              : comma + 1);
-      if (a.empty()) continue;
-      if (a.find('@') == std::string_view::npos) {
-        fail(fmt::format("user \"{}\": \"{}\" is not an address", name, a));
-        continue;
-      }
-      user.addresses.push_back(AsciiLower(a));
-    }
-    if (!db->users_.emplace(std::string(name), std::move(user)).second) {
-      fail(fmt::format("user \"{}\" appears twice", name));
-    }
-  }
+  std::string errors =
+      ParseLines(text, path, [&](std::string_view line, const LineFail& fail) {
+        const std::size_t c1 = line.find(':');
+        if (c1 == std::string_view::npos || c1 == 0) {
+          fail("expected name:hash[:addresses]");
+          return;
+        }
+        std::string_view name = TrimBlanks(line.substr(0, c1));
+        std::string_view rest = line.substr(c1 + 1);
+        const std::size_t c2 = rest.find(':');
+        std::string_view hash = TrimBlanks(rest.substr(0, c2));
+        std::string_view addresses = c2 == std::string_view::npos
+                                         ? std::string_view()
+                                         : rest.substr(c2 + 1);
+        if (name.empty() ||
+            name.find_first_of(" \t\"\\,") != std::string_view::npos) {
+          fail("bad user name");
+          return;
+        }
+        if (!StrongHash(hash)) {
+          fail(fmt::format(
+              "user \"{}\": not a crypt(3) hash (yescrypt $y$, bcrypt $2b$ or "
+              "SHA-512 $6$; plaintext passwords are refused; use `petrel "
+              "passwd`)",
+              name));
+          return;
+        }
+        User user;
+        user.hash = std::string(hash);
+        while (!addresses.empty()) {
+          const std::size_t comma = addresses.find(',');
+          std::string_view a = TrimBlanks(addresses.substr(0, comma));
+          addresses.remove_prefix(
+              comma == std::string_view::npos ? addresses.size() : comma + 1);
+          if (a.empty()) continue;
+          if (a.find('@') == std::string_view::npos) {
+            fail(fmt::format("user \"{}\": \"{}\" is not an address", name, a));
+            continue;
+          }
+          user.addresses.push_back(AsciiLower(a));
+        }
+        if (!db->users_.emplace(std::string(name), std::move(user)).second) {
+          fail(fmt::format("user \"{}\" appears twice", name));
+        }
+      });
   if (!errors.empty()) return Error(Status::InvalidArgument(errors));
   return std::shared_ptr<const UserDb>(std::move(db));
 }
 
 Result<std::shared_ptr<const UserDb>> UserDb::Load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return Error(Status::NotFound(fmt::format("{}: cannot read users file: {}",
-                                              path, std::strerror(errno))));
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return Parse(ss.str(), path);
+  auto text = ReadLineFile(path, "users file");
+  if (!text) return Error(text.error());
+  return Parse(*text, path);
 }
 
 const User* UserDb::Find(std::string_view user) const {
@@ -236,15 +222,8 @@ Status SetPassword(const std::string& path, std::string_view user,
     return Status::InvalidArgument(
         fmt::format("bad user name \"{}\"", std::string(user)));
   }
-  std::string old;
-  {
-    std::ifstream in(path, std::ios::binary);
-    if (in) {
-      std::stringstream ss;
-      ss << in.rdbuf();
-      old = ss.str();
-    }
-  }
+  std::string old;  // a missing file starts empty
+  if (auto r = ReadLineFile(path, "users file")) old = std::move(*r);
   std::string out;
   bool replaced = false;
   std::string_view text = old;

@@ -3,11 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 
+#include "base/line_file.h"
 #include "base/strings.h"
 
 namespace petrel::delivery {
@@ -32,54 +29,40 @@ std::optional<std::string> NormalKey(std::string_view key) {
 Result<Credentials> Credentials::Parse(std::string_view text,
                                        const std::string& path) {
   Credentials out;
-  std::string errors;
-  int line_no = 0;
-  while (!text.empty()) {
-    ++line_no;
-    const std::size_t nl = text.find('\n');
-    std::string_view line = TrimBlanks(text.substr(0, nl));
-    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
-    if (line.empty() || line.front() == '#') continue;
-    auto fail = [&](std::string_view why) {
-      errors += fmt::format("{}{}:{}: {}", errors.empty() ? "" : "\n", path,
-                            line_no, why);
-    };
-    const std::size_t space = line.find_first_of(" \t");
-    if (space == std::string_view::npos) {
-      fail("expected \"host[:port] user:password\"");
-      continue;
-    }
-    auto key = NormalKey(line.substr(0, space));
-    std::string_view value = TrimBlanks(line.substr(space + 1));
-    const std::size_t colon = value.find(':');
-    if (!key || key->empty()) {
-      fail("bad next hop; expected host, host:port or [host]:port");
-      continue;
-    }
-    if (colon == std::string_view::npos || colon == 0 ||
-        colon + 1 == value.size()) {
-      fail(fmt::format("{}: expected user:password after the next hop", *key));
-      continue;
-    }
-    ClientCredentials c{std::string(value.substr(0, colon)),
-                        std::string(value.substr(colon + 1))};
-    if (!out.entries_.emplace(*key, std::move(c)).second) {
-      fail(fmt::format("{} appears twice", *key));
-    }
-  }
+  std::string errors =
+      ParseLines(text, path, [&](std::string_view line, const LineFail& fail) {
+        const std::size_t space = line.find_first_of(" \t");
+        if (space == std::string_view::npos) {
+          fail("expected \"host[:port] user:password\"");
+          return;
+        }
+        auto key = NormalKey(line.substr(0, space));
+        std::string_view value = TrimBlanks(line.substr(space + 1));
+        const std::size_t colon = value.find(':');
+        if (!key || key->empty()) {
+          fail("bad next hop; expected host, host:port or [host]:port");
+          return;
+        }
+        if (colon == std::string_view::npos || colon == 0 ||
+            colon + 1 == value.size()) {
+          fail(fmt::format("{}: expected user:password after the next hop",
+                           *key));
+          return;
+        }
+        ClientCredentials c{std::string(value.substr(0, colon)),
+                            std::string(value.substr(colon + 1))};
+        if (!out.entries_.emplace(*key, std::move(c)).second) {
+          fail(fmt::format("{} appears twice", *key));
+        }
+      });
   if (!errors.empty()) return Error(Status::InvalidArgument(errors));
   return out;
 }
 
 Result<Credentials> Credentials::Load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return Error(Status::NotFound(fmt::format(
-        "{}: cannot read credentials file: {}", path, std::strerror(errno))));
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return Parse(ss.str(), path);
+  auto text = ReadLineFile(path, "credentials file");
+  if (!text) return Error(text.error());
+  return Parse(*text, path);
 }
 
 std::optional<ClientCredentials> Credentials::Find(std::string_view host,

@@ -7,6 +7,7 @@
 #include <random>
 #include <string>
 
+#include "smtp/data_reference.h"
 #include "smtp/split_test_util.h"
 
 namespace petrel::smtp {
@@ -18,46 +19,8 @@ using testing::ExpectSameForEverySplit;
 
 constexpr std::uint64_t kNoLimit = std::numeric_limits<std::uint64_t>::max();
 
-// The definition, written the slow and obvious way: the data ends at the
-// first CRLF "." CRLF (or at "." CRLF as the first line); the content is
-// what precedes it, with the leading dot of each CRLF-delimited line
-// removed.
-struct Reference {
-  bool done = false;
-  std::size_t consumed = 0;
-  std::string content;
-  bool bare_newline = false;
-};
-
-Reference StrictReference(std::string_view in) {
-  Reference r;
-  std::string_view data;
-  if (in.substr(0, 3) == ".\r\n") {
-    r.done = true;
-    r.consumed = 3;
-  } else if (const std::size_t p = in.find("\r\n.\r\n");
-             p != std::string_view::npos) {
-    r.done = true;
-    r.consumed = p + 5;
-    data = in.substr(0, p + 2);
-  } else {
-    r.consumed = in.size();
-    return r;  // content of an unfinished stream is not compared
-  }
-  bool line_start = true;
-  for (std::size_t i = 0; i < data.size(); ++i) {
-    if (!(line_start && data[i] == '.')) r.content += data[i];
-    line_start = i >= 1 && data[i - 1] == '\r' && data[i] == '\n';
-  }
-  for (std::size_t i = 0; i < r.content.size(); ++i) {
-    const bool cr = r.content[i] == '\r', lf = r.content[i] == '\n';
-    if (cr && (i + 1 == r.content.size() || r.content[i + 1] != '\n')) {
-      r.bare_newline = true;
-    }
-    if (lf && (i == 0 || r.content[i - 1] != '\r')) r.bare_newline = true;
-  }
-  return r;
-}
+using Reference = DataReference;
+constexpr auto StrictReference = StrictDataReference;
 
 std::string Describe(bool done, std::size_t consumed, std::string_view content,
                      bool bare) {
