@@ -16,6 +16,19 @@ void Init(std::string_view level = "info");
 void Write(Level level, std::string_view line);
 bool Enabled(Level level);
 
+// While a Batch lives, lines logged on this thread are collected and written
+// together (one write(2)) when the outermost Batch ends, in order; nothing
+// waits for a timer, so a batch only joins the lines of one synchronous
+// stretch of code (a delivery's per-recipient lines). Warnings and errors
+// are written at once, after the lines collected so far. Not copyable.
+class Batch {
+ public:
+  Batch();
+  ~Batch();
+  Batch(const Batch&) = delete;
+  Batch& operator=(const Batch&) = delete;
+};
+
 template <class... Args>
 void Info(fmt::format_string<Args...> f, Args&&... args) {
   Write(Level::kInfo, fmt::format(f, std::forward<Args>(args)...));

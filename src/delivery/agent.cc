@@ -22,6 +22,7 @@
 #include <set>
 #include <sstream>
 
+#include "asio/await_callback.h"
 #include "asio/blocking.h"
 #include "base/log.h"
 #include "base/queue_id.h"
@@ -57,23 +58,10 @@ Outcome Make(Verdict v, smtp::EnhancedStatus status, std::string diagnostic) {
 // logs its own), Postfix style.
 void LogOutcomes(const spool::Envelope& e, const Outcomes& outcomes,
                  std::int64_t /*started*/) {
+  log::Batch batch;
   for (const auto& [i, o] : outcomes) {
     LogOutcome(e.id, e.recipients.at(i).address, o, e.arrival_unix);
   }
-}
-
-// Resolver callbacks run on the resolver's thread: resume on `ex`.
-template <class Result, class Start>
-auto AwaitDns(asio::any_io_executor ex, Start* start) {
-  return asio::async_initiate<decltype(asio::use_awaitable), void(Result)>(
-      [ex, start](auto handler) {
-        auto h = std::make_shared<decltype(handler)>(std::move(handler));
-        (*start)([h, ex](Result r) {
-          asio::post(ex,
-                     [h, r = std::move(r)]() mutable { (*h)(std::move(r)); });
-        });
-      },
-      asio::use_awaitable);
 }
 
 // Limits parallel connections per next hop (concurrency_per_destination).
@@ -367,11 +355,14 @@ asio::awaitable<void> AgentImpl::Persist(Work& w, const Outcomes& outcomes) {
     changes.emplace_back(index, std::move(r));
   }
   if (changes.empty()) co_return;
-  Status st;
-  std::function<void()> work = [&] {
-    st = spool_.UpdateRecipients(w.envelope.id, changes);
+  // Straight to the spool's writer (no blocking thread in between); the
+  // coroutine resumes once the outcomes are synced.
+  std::function<void(spool::Callback)> start = [&](spool::Callback done) {
+    spool_.UpdateRecipientsAsync(w.envelope.id, std::move(changes),
+                                 std::move(done));
   };
-  co_await pool_.Run(co_await asio::this_coro::executor, &work);
+  asio::any_io_executor ex = co_await asio::this_coro::executor;
+  Status st = co_await AwaitCallback<Status>(ex, &start);
   if (!st.ok()) {
     // The delivery happened but we could not record it: it may be repeated
     // (never lost). Say so loudly.
@@ -404,7 +395,7 @@ asio::awaitable<std::vector<SmtpTarget>> AgentImpl::Targets(
         [this, domain](dns::Resolver::MxCallback cb) {
           resolver_->LookupMx(domain, std::move(cb));
         };
-    dns::MxResult mx = co_await AwaitDns<dns::MxResult>(ex, &start);
+    dns::MxResult mx = co_await AwaitCallback<dns::MxResult>(ex, &start);
     switch (mx.status) {
       case dns::DnsStatus::kOk:
         for (const auto& h : mx.hosts) hosts.emplace_back(h.host, route.port);
@@ -444,7 +435,7 @@ asio::awaitable<std::vector<SmtpTarget>> AgentImpl::Targets(
           [this, name](dns::Resolver::AddrCallback cb) {
             resolver_->LookupAddresses(name, std::move(cb));
           };
-      dns::AddrResult a = co_await AwaitDns<dns::AddrResult>(ex, &start);
+      dns::AddrResult a = co_await AwaitCallback<dns::AddrResult>(ex, &start);
       if (a.status != dns::DnsStatus::kOk) {
         last_error =
             "address lookup for " + host + ": " +

@@ -338,6 +338,7 @@ asio::awaitable<void> SmtpConnection::Run(const ClientMessage* message,
       case ClientMachine::Action::kSaveOutcomes: {
         Outcomes outcomes = machine_.TakeOutcomes();
         if (message != nullptr) {
+          log::Batch batch;  // one write for the transaction's lines
           for (const auto& [index, outcome] : outcomes) {
             auto it = by_index.find(index);
             LogOutcome(

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <set>
 
+#include "asio/await_callback.h"
 #include "asio/blocking.h"
 #include "base/log.h"
 #include "spool/spool.h"
@@ -159,9 +160,12 @@ struct Scheduler::State : std::enable_shared_from_this<State> {
       log::Error("{}: delivery attempt failed: {}", id, e.what());
     }
     if (result.finished) {
-      Status removed;
-      std::function<void()> work = [&] { removed = self->spool.Remove(id); };
-      co_await self->pool.Run(self->strand, &work);
+      std::function<void(spool::Callback)> start = [&](spool::Callback done) {
+        self->spool.RemoveAsync(id, spool::Spool::Durability::kLazy,
+                                std::move(done));
+      };
+      asio::any_io_executor ex = self->strand;
+      Status removed = co_await AwaitCallback<Status>(ex, &start);
       if (!removed.ok()) {
         log::Error("{}: cannot remove from the spool: {}", id,
                    removed.ToString());

@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "asio/await_callback.h"
 #include "asio/blocking.h"
 #include "auth/guard.h"
 #include "auth/users.h"
@@ -96,23 +97,9 @@ void ClearDeadline(const std::shared_ptr<SessionIo>& io) {
   io->deadline = std::chrono::steady_clock::time_point::max();
 }
 
-// Awaits a spool operation whose completion callback runs on the spool's
-// thread, resuming on the session's strand `ex`. `start` must outlive the
-// wait. Not a coroutine, and called with a pointer to a named local: GCC 12
-// mishandles non-trivial temporaries inside co_await expressions.
+// A spool operation whose completion callback runs on the spool's thread,
+// awaited on the session's strand (asio/await_callback.h).
 using SpoolStart = std::function<void(spool::Callback)>;
-
-auto AwaitSpool(asio::any_io_executor ex, SpoolStart* start) {
-  return asio::async_initiate<decltype(asio::use_awaitable), void(Status)>(
-      [ex, start](auto handler) {
-        auto h = std::make_shared<decltype(handler)>(std::move(handler));
-        (*start)([h, ex](Status s) {
-          asio::post(ex,
-                     [h, s = std::move(s)]() mutable { (*h)(std::move(s)); });
-        });
-      },
-      asio::use_awaitable);
-}
 
 // AUTH for the sessions: the users file and the per-address failure guard
 // of one [auth] configuration.
@@ -524,7 +511,7 @@ asio::awaitable<void> RunSession(std::shared_ptr<ServerState> state,
         SpoolStart start = [w = writer.get(), &chunk](spool::Callback done) {
           w->Append(std::move(chunk), std::move(done));
         };
-        Status st = co_await AwaitSpool(ex, &start);
+        Status st = co_await AwaitCallback<Status>(ex, &start);
         m.OnAppendDone(st);
         break;
       }
@@ -536,7 +523,7 @@ asio::awaitable<void> RunSession(std::shared_ptr<ServerState> state,
         SpoolStart start = [w = writer.get(), &envelope](spool::Callback done) {
           w->Commit(std::move(envelope), std::move(done));
         };
-        Status st = co_await AwaitSpool(ex, &start);
+        Status st = co_await AwaitCallback<Status>(ex, &start);
         writer.reset();
         const std::string id = m.current_id();
         m.OnCommitDone(st);

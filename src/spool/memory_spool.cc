@@ -188,12 +188,23 @@ class MemorySpool final : public Spool {
     return Status::Ok();
   }
 
-  Status Remove(const std::string& id) override {
+  using Spool::Remove;
+  Status Remove(const std::string& id, Durability) override {
     if (!Exists(id)) return NotFound(id);
     if (Status s = core_->Fault("remove"); !s.ok()) return s;
     std::lock_guard lock(core_->mu);
     if (core_->messages.erase(id) == 0) return NotFound(id);
     return Status::Ok();
+  }
+
+  void UpdateRecipientsAsync(
+      std::string id, std::vector<std::pair<std::size_t, Recipient>> changes,
+      Callback done) override {
+    done(UpdateRecipients(id, changes));
+  }
+  void RemoveAsync(std::string id, Durability durability,
+                   Callback done) override {
+    done(Remove(id, durability));
   }
 
   std::uint64_t sync_count() const override { return 0; }

@@ -1,5 +1,6 @@
 #include "spool/record.h"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <utility>
@@ -31,9 +32,10 @@ constexpr CrcTables kCrcTables = MakeCrcTables();
 // Writes the fields of a body; the framing is added by Finish().
 class Writer {
  public:
-  explicit Writer(Kind kind, std::size_t reserve = 64) {
+  explicit Writer(Kind kind, std::size_t reserve = 64,
+                  std::uint8_t version = kVersion) {
     out_.reserve(reserve + 6);
-    out_.push_back(static_cast<char>(kVersion));
+    out_.push_back(static_cast<char>(version));
     out_.push_back(static_cast<char>(kind));
   }
   void U8(std::uint8_t v) { out_.push_back(static_cast<char>(v)); }
@@ -68,10 +70,13 @@ class Writer {
 // read fails softly: the first failure sticks and later reads return zeros.
 class Reader {
  public:
-  Status Open(std::string_view bytes, Kind kind) {
+  // Accepts versions 1..max_version.
+  Status Open(std::string_view bytes, Kind kind,
+              std::uint8_t max_version = kVersion) {
     if (bytes.size() < 6) return Status::Corruption("spool record too short");
     auto version = static_cast<std::uint8_t>(bytes[0]);
-    if (version != kVersion) {
+    version_ = version;
+    if (version < 1 || version > max_version) {
       return Status::Corruption("spool record version " +
                                 std::to_string(version) + " not supported");
     }
@@ -143,6 +148,9 @@ class Reader {
     return Status::Ok();
   }
 
+  std::uint8_t version() const { return version_; }
+  bool failed() const { return failed_; }
+
  private:
   std::uint8_t Fail() {
     failed_ = true;
@@ -150,6 +158,7 @@ class Reader {
     return 0;
   }
   std::string_view rest_;
+  std::uint8_t version_ = 0;
   bool failed_ = false;
 };
 
@@ -179,9 +188,10 @@ std::uint32_t Crc32c(std::string_view data, std::uint32_t crc) {
   return ~c;
 }
 
-std::string EncodeEnvelope(const Envelope& e, std::uint32_t chunk_count,
-                           std::uint32_t recipient_count) {
-  Writer w(Kind::kEnvelope, 128 + e.sender.size() + e.helo.size());
+namespace {
+
+void PutEnvelopeFields(Writer& w, const Envelope& e, std::uint32_t chunk_count,
+                       std::uint32_t recipient_count) {
   w.String(e.id);
   w.String(e.sender);
   w.U8((e.smtputf8 ? kFlagSmtputf8 : 0) |
@@ -196,13 +206,79 @@ std::string EncodeEnvelope(const Envelope& e, std::uint32_t chunk_count,
   w.Varint(e.content_octets);
   w.Varint(chunk_count);
   w.Varint(recipient_count);
+}
+
+// body-R: the same fields in a recipient record and inline in a version-2
+// envelope.
+void PutRecipientFields(Writer& w, const Recipient& rc) {
+  w.String(rc.address);
+  w.String(rc.orcpt_type);
+  w.String(rc.orcpt_address);
+  w.U8(rc.notify);
+  w.U8(static_cast<std::uint8_t>(rc.state));
+  w.Varint(rc.attempts);
+  w.Signed(rc.last_attempt_unix);
+  w.String(rc.last_reply);
+  w.String(rc.remote_mta);
+  w.U8(rc.dsn_sent ? kFlagDsnSent : 0);
+}
+
+std::size_t RecipientSize(const Recipient& rc) {
+  return 32 + rc.address.size() + rc.orcpt_type.size() +
+         rc.orcpt_address.size() + rc.last_reply.size() + rc.remote_mta.size();
+}
+
+// Reads body-R; a failed read shows in r.failed(), a bad value as a status.
+Status GetRecipientFields(Reader& r, Recipient* rc) {
+  rc->address = r.String();
+  rc->orcpt_type = r.String();
+  rc->orcpt_address = r.String();
+  rc->notify = r.U8();
+  std::uint8_t state = r.U8();
+  rc->attempts = r.Varint32();
+  rc->last_attempt_unix = r.Signed();
+  rc->last_reply = r.String();
+  rc->remote_mta = r.String();
+  std::uint8_t flags = r.U8();
+  if (r.failed()) return Status::Corruption("recipient truncated");
+  if (state > static_cast<std::uint8_t>(RecipientState::kFailed)) {
+    return Status::Corruption("recipient record has unknown state");
+  }
+  if ((flags & ~kFlagDsnSent) != 0) {
+    return Status::Corruption("recipient record has unknown flags");
+  }
+  rc->state = static_cast<RecipientState>(state);
+  rc->dsn_sent = flags & kFlagDsnSent;
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string EncodeEnvelope(const Envelope& e, std::uint32_t chunk_count) {
+  std::size_t size = 128 + e.sender.size() + e.helo.size();
+  for (const Recipient& rc : e.recipients) size += RecipientSize(rc);
+  Writer w(Kind::kEnvelope, size, kEnvelopeVersion);
+  PutEnvelopeFields(w, e, chunk_count,
+                    static_cast<std::uint32_t>(e.recipients.size()));
+  for (const Recipient& rc : e.recipients) PutRecipientFields(w, rc);
   return std::move(w).Finish();
 }
 
-Result<EnvelopeHeader> DecodeEnvelope(std::string_view bytes) {
+std::string EncodeEnvelopeV1(const Envelope& e, std::uint32_t chunk_count,
+                             std::uint32_t recipient_count) {
+  Writer w(Kind::kEnvelope, 128 + e.sender.size() + e.helo.size(), 1);
+  PutEnvelopeFields(w, e, chunk_count, recipient_count);
+  return std::move(w).Finish();
+}
+
+Result<EnvelopeHeader> DecodeEnvelope(std::string_view bytes,
+                                      Recipients recipients) {
   Reader r;
-  if (Status s = r.Open(bytes, Kind::kEnvelope); !s.ok()) return Error(s);
+  if (Status s = r.Open(bytes, Kind::kEnvelope, kEnvelopeVersion); !s.ok()) {
+    return Error(s);
+  }
   EnvelopeHeader h;
+  h.version = r.version();
   Envelope& e = h.envelope;
   e.id = r.String();
   e.sender = r.String();
@@ -220,25 +296,35 @@ Result<EnvelopeHeader> DecodeEnvelope(std::string_view bytes) {
   e.content_octets = r.Varint();
   h.chunk_count = r.Varint32();
   h.recipient_count = r.Varint32();
-  if (Status s = r.Done("envelope record"); !s.ok()) return Error(s);
-  if ((flags & ~kEnvelopeFlags) != 0) {
+  if ((flags & ~kEnvelopeFlags) != 0 && !r.failed()) {
     return Error(Status::Corruption("envelope record has unknown flags"));
   }
+  if (h.version >= 2) {
+    if (recipients == Recipients::kSkip) {
+      if (r.failed()) {
+        return Error(Status::Corruption("envelope record truncated"));
+      }
+      return h;
+    }
+    // Each inline recipient takes at least 10 octets: no huge reserve from a
+    // damaged count.
+    e.recipients.reserve(std::min<std::size_t>(h.recipient_count, 1 << 16));
+    for (std::uint32_t i = 0; i < h.recipient_count && !r.failed(); ++i) {
+      Recipient rc;
+      if (Status s = GetRecipientFields(r, &rc); !s.ok()) {
+        if (r.failed()) break;  // reported as truncated below
+        return Error(s);
+      }
+      e.recipients.push_back(std::move(rc));
+    }
+  }
+  if (Status s = r.Done("envelope record"); !s.ok()) return Error(s);
   return h;
 }
 
 std::string EncodeRecipient(const Recipient& rc) {
-  Writer w(Kind::kRecipient, 64 + rc.address.size() + rc.last_reply.size());
-  w.String(rc.address);
-  w.String(rc.orcpt_type);
-  w.String(rc.orcpt_address);
-  w.U8(rc.notify);
-  w.U8(static_cast<std::uint8_t>(rc.state));
-  w.Varint(rc.attempts);
-  w.Signed(rc.last_attempt_unix);
-  w.String(rc.last_reply);
-  w.String(rc.remote_mta);
-  w.U8(rc.dsn_sent ? kFlagDsnSent : 0);
+  Writer w(Kind::kRecipient, RecipientSize(rc));
+  PutRecipientFields(w, rc);
   return std::move(w).Finish();
 }
 
@@ -246,25 +332,9 @@ Result<Recipient> DecodeRecipient(std::string_view bytes) {
   Reader r;
   if (Status s = r.Open(bytes, Kind::kRecipient); !s.ok()) return Error(s);
   Recipient rc;
-  rc.address = r.String();
-  rc.orcpt_type = r.String();
-  rc.orcpt_address = r.String();
-  rc.notify = r.U8();
-  std::uint8_t state = r.U8();
-  rc.attempts = r.Varint32();
-  rc.last_attempt_unix = r.Signed();
-  rc.last_reply = r.String();
-  rc.remote_mta = r.String();
-  std::uint8_t flags = r.U8();
-  if (Status s = r.Done("recipient record"); !s.ok()) return Error(s);
-  if (state > static_cast<std::uint8_t>(RecipientState::kFailed)) {
-    return Error(Status::Corruption("recipient record has unknown state"));
-  }
-  if ((flags & ~kFlagDsnSent) != 0) {
-    return Error(Status::Corruption("recipient record has unknown flags"));
-  }
-  rc.state = static_cast<RecipientState>(state);
-  rc.dsn_sent = flags & kFlagDsnSent;
+  Status s = GetRecipientFields(r, &rc);
+  if (Status d = r.Done("recipient record"); !d.ok()) return Error(d);
+  if (!s.ok()) return Error(s);
   return rc;
 }
 

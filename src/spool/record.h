@@ -19,7 +19,13 @@
 
 namespace petrel::spool::record {
 
+// Record format versions. Chunk, incoming and (legacy) recipient records
+// are version 1. Envelope records are written as version 2: the envelope
+// with every recipient inline, one key per message. Version 1 envelopes
+// (recipients in r/<id>/<n> records, format 1 of docs/spool-format.md) are
+// still read, and rewritten as version 2 by the first update.
 inline constexpr std::uint8_t kVersion = 1;
+inline constexpr std::uint8_t kEnvelopeVersion = 2;
 
 enum class Kind : std::uint8_t {
   kEnvelope = 'E',
@@ -28,18 +34,28 @@ enum class Kind : std::uint8_t {
   kIncoming = 'I',
 };
 
-// The envelope record holds everything but the recipients, plus what only
-// the spool knows: how many chunks and recipient records belong to it.
+// A decoded envelope record, plus what only the spool knows: how many chunks
+// and recipients belong to it and where the recipients are.
 struct EnvelopeHeader {
-  Envelope envelope;  // recipients left empty
+  Envelope envelope;  // recipients: see Recipients below
   std::uint32_t chunk_count = 0;
   std::uint32_t recipient_count = 0;
+  std::uint8_t version = kEnvelopeVersion;  // 1: recipients in r/ records
 };
 
-// Encodes envelope (ignoring envelope.recipients) with the given counts.
-std::string EncodeEnvelope(const Envelope& envelope, std::uint32_t chunk_count,
-                           std::uint32_t recipient_count);
-Result<EnvelopeHeader> DecodeEnvelope(std::string_view bytes);
+// Version 2: `envelope` with all its recipients inline.
+std::string EncodeEnvelope(const Envelope& envelope, std::uint32_t chunk_count);
+// Version 1 (recipients stored apart; envelope.recipients ignored). Only for
+// tests that build a format-1 spool; petrel never writes it.
+std::string EncodeEnvelopeV1(const Envelope& envelope,
+                             std::uint32_t chunk_count,
+                             std::uint32_t recipient_count);
+// kDecode fills envelope.recipients from a version-2 record; kSkip leaves
+// them empty (cheaper, for readers that need only the header: the CRC of
+// the whole record is still checked). Version-1 records never carry them.
+enum class Recipients { kDecode, kSkip };
+Result<EnvelopeHeader> DecodeEnvelope(
+    std::string_view bytes, Recipients recipients = Recipients::kDecode);
 
 std::string EncodeRecipient(const Recipient& recipient);
 Result<Recipient> DecodeRecipient(std::string_view bytes);

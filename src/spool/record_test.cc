@@ -75,16 +75,7 @@ TEST(RecordTest, Crc32cKnownValue) {
             record::Crc32c(s));
 }
 
-TEST(RecordTest, EnvelopeRoundTrip) {
-  Envelope e = SampleEnvelope();
-  e.recipients.push_back(SampleRecipient());  // not part of the record
-  std::string bytes = record::EncodeEnvelope(e, 7, 3);
-  EXPECT_EQ(bytes[0], 1);  // format version
-  auto h = record::DecodeEnvelope(bytes);
-  ASSERT_TRUE(h) << h.error().ToString();
-  EXPECT_EQ(h->chunk_count, 7u);
-  EXPECT_EQ(h->recipient_count, 3u);
-  const Envelope& d = h->envelope;
+void ExpectSameHeaderFields(const Envelope& d, const Envelope& e) {
   EXPECT_EQ(d.id, e.id);
   EXPECT_EQ(d.sender, e.sender);
   EXPECT_TRUE(d.smtputf8);
@@ -98,22 +89,70 @@ TEST(RecordTest, EnvelopeRoundTrip) {
   EXPECT_EQ(d.arrival_unix, e.arrival_unix);
   EXPECT_EQ(d.next_attempt_unix, -5);
   EXPECT_EQ(d.content_octets, e.content_octets);
-  EXPECT_TRUE(d.recipients.empty());
+}
+
+void ExpectSameRecipient(const Recipient& d, const Recipient& r) {
+  EXPECT_EQ(d.address, r.address);
+  EXPECT_EQ(d.orcpt_type, r.orcpt_type);
+  EXPECT_EQ(d.orcpt_address, r.orcpt_address);
+  EXPECT_EQ(d.notify, r.notify);
+  EXPECT_EQ(d.state, r.state);
+  EXPECT_EQ(d.attempts, r.attempts);
+  EXPECT_EQ(d.last_attempt_unix, r.last_attempt_unix);
+  EXPECT_EQ(d.last_reply, r.last_reply);
+  EXPECT_EQ(d.remote_mta, r.remote_mta);
+  EXPECT_EQ(d.dsn_sent, r.dsn_sent);
+}
+
+Envelope SampleWithRecipients() {
+  Envelope e = SampleEnvelope();
+  e.recipients.push_back(SampleRecipient());
+  Recipient plain;
+  plain.address = "carol@example.com";
+  e.recipients.push_back(plain);
+  return e;
+}
+
+TEST(RecordTest, EnvelopeRoundTripWithRecipientsInline) {
+  Envelope e = SampleWithRecipients();
+  std::string bytes = record::EncodeEnvelope(e, 7);
+  EXPECT_EQ(bytes[0], 2);  // envelope format version
+  auto h = record::DecodeEnvelope(bytes);
+  ASSERT_TRUE(h) << h.error().ToString();
+  EXPECT_EQ(h->version, 2);
+  EXPECT_EQ(h->chunk_count, 7u);
+  EXPECT_EQ(h->recipient_count, 2u);
+  ExpectSameHeaderFields(h->envelope, e);
+  ASSERT_EQ(h->envelope.recipients.size(), 2u);
+  ExpectSameRecipient(h->envelope.recipients[0], e.recipients[0]);
+  ExpectSameRecipient(h->envelope.recipients[1], e.recipients[1]);
+  // Header only: same fields and counts, no recipients decoded.
+  auto skip = record::DecodeEnvelope(bytes, record::Recipients::kSkip);
+  ASSERT_TRUE(skip) << skip.error().ToString();
+  EXPECT_EQ(skip->recipient_count, 2u);
+  EXPECT_TRUE(skip->envelope.recipients.empty());
+  ExpectSameHeaderFields(skip->envelope, e);
+}
+
+TEST(RecordTest, Version1EnvelopeIsStillRead) {
+  Envelope e = SampleWithRecipients();  // recipients are not in a v1 record
+  std::string bytes = record::EncodeEnvelopeV1(e, 7, 3);
+  EXPECT_EQ(bytes[0], 1);
+  auto h = record::DecodeEnvelope(bytes);
+  ASSERT_TRUE(h) << h.error().ToString();
+  EXPECT_EQ(h->version, 1);
+  EXPECT_EQ(h->chunk_count, 7u);
+  EXPECT_EQ(h->recipient_count, 3u);
+  ExpectSameHeaderFields(h->envelope, e);
+  EXPECT_TRUE(h->envelope.recipients.empty());
 }
 
 TEST(RecordTest, RecipientRoundTrip) {
   Recipient r = SampleRecipient();
   auto d = record::DecodeRecipient(record::EncodeRecipient(r));
   ASSERT_TRUE(d) << d.error().ToString();
-  EXPECT_EQ(d->address, r.address);
-  EXPECT_EQ(d->orcpt_type, r.orcpt_type);
-  EXPECT_EQ(d->orcpt_address, r.orcpt_address);
-  EXPECT_EQ(d->notify, r.notify);
+  ExpectSameRecipient(*d, r);
   EXPECT_EQ(d->state, RecipientState::kFailed);
-  EXPECT_EQ(d->attempts, 300u);
-  EXPECT_EQ(d->last_attempt_unix, r.last_attempt_unix);
-  EXPECT_EQ(d->last_reply, r.last_reply);
-  EXPECT_EQ(d->remote_mta, r.remote_mta);
   EXPECT_TRUE(d->dsn_sent);
 }
 
@@ -128,9 +167,16 @@ TEST(RecordTest, ChunkRoundTripEveryOctet) {
 }
 
 TEST(RecordTest, EveryDamageIsCorruption) {
-  Envelope e = SampleEnvelope();
+  Envelope e = SampleWithRecipients();
   ExpectEveryDamageDetected(
-      record::EncodeEnvelope(e, 2, 1),
+      record::EncodeEnvelope(e, 2),
+      [](std::string_view b) { return StatusOf(record::DecodeEnvelope(b)); });
+  ExpectEveryDamageDetected(
+      record::EncodeEnvelope(e, 2), [](std::string_view b) {
+        return StatusOf(record::DecodeEnvelope(b, record::Recipients::kSkip));
+      });
+  ExpectEveryDamageDetected(
+      record::EncodeEnvelopeV1(e, 2, 1),
       [](std::string_view b) { return StatusOf(record::DecodeEnvelope(b)); });
   ExpectEveryDamageDetected(record::EncodeRecipient(SampleRecipient()),
                             [](std::string_view b) {
@@ -152,25 +198,34 @@ TEST(RecordTest, WrongKindAndVersionAreCorruption) {
   EXPECT_EQ(StatusOf(record::DecodeEnvelope(chunk)).code(),
             Status::Code::kCorruption);
   // A future version with a valid checksum is refused, not misread.
-  std::string v2 = record::EncodeEnvelope(SampleEnvelope(), 0, 0);
-  v2[0] = 2;
-  v2.resize(v2.size() - 4);
-  std::uint32_t crc = record::Crc32c(v2);
-  for (int i = 0; i < 4; ++i) v2.push_back(static_cast<char>(crc >> (8 * i)));
-  auto r = record::DecodeEnvelope(v2);
+  std::string v3 = record::EncodeEnvelope(SampleEnvelope(), 0);
+  v3[0] = 3;
+  v3.resize(v3.size() - 4);
+  std::uint32_t crc = record::Crc32c(v3);
+  for (int i = 0; i < 4; ++i) v3.push_back(static_cast<char>(crc >> (8 * i)));
+  auto r = record::DecodeEnvelope(v3);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), Status::Code::kCorruption);
-  EXPECT_NE(r.error().message().find("version 2"), std::string::npos);
+  EXPECT_NE(r.error().message().find("version 3"), std::string::npos);
+  // Version 2 is for envelopes only.
+  std::string chunk2 = record::EncodeChunk("x");
+  chunk2[0] = 2;
+  chunk2.resize(chunk2.size() - 4);
+  crc = record::Crc32c(chunk2);
+  for (int i = 0; i < 4; ++i) {
+    chunk2.push_back(static_cast<char>(crc >> (8 * i)));
+  }
+  EXPECT_FALSE(record::DecodeChunk(chunk2));
 }
 
 TEST(RecordTest, GarbageWithValidChecksumNeverCrashes) {
   std::mt19937 rng(42);
   for (int round = 0; round < 20000; ++round) {
-    std::string body(rng() % 40, '\0');
+    std::string body(rng() % 60, '\0');
     for (char& c : body) c = static_cast<char>(rng());
     for (char kind : {'E', 'R'}) {
       std::string bytes;
-      bytes.push_back(1);
+      bytes.push_back(static_cast<char>(1 + round % 2));
       bytes.push_back(kind);
       bytes += body;
       std::uint32_t crc = record::Crc32c(bytes);

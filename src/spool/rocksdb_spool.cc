@@ -149,6 +149,38 @@ Result<std::unique_ptr<rocksdb::DB>> OpenDb(const std::string& path) {
   return std::unique_ptr<rocksdb::DB>(db);
 }
 
+// The r/<id>/<n> records of a version-1 envelope, n = 0..count-1, read with
+// `base` (its snapshot): Corruption if one is missing or damaged.
+Status ReadV1Recipients(rocksdb::DB* db, const rocksdb::ReadOptions& base,
+                        const std::string& id, std::uint32_t count,
+                        std::vector<Recipient>* out) {
+  rocksdb::ReadOptions ro = base;
+  std::string end = keys::RecipientEnd(id);
+  rocksdb::Slice upper(end);
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+  it->Seek(keys::RecipientBegin(id));
+  out->clear();
+  for (std::uint32_t n = 0; n < count; ++n, it->Next()) {
+    if (!it->Valid() || it->key() != keys::Recipient(id, n)) {
+      if (!it->status().ok()) {
+        return FromRocks(it->status(), "spool: read " + id);
+      }
+      return Status::Corruption(id + ": recipient record " + std::to_string(n) +
+                                " missing");
+    }
+    auto rcpt = record::DecodeRecipient(
+        std::string_view(it->value().data(), it->value().size()));
+    if (!rcpt) {
+      return Status::Corruption(id + ": recipient " + std::to_string(n) + ": " +
+                                rcpt.error().message());
+    }
+    out->push_back(std::move(*rcpt));
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "spool: read " + id);
+  return Status::Ok();
+}
+
 // Shared by a MessageWriter (session side) and the writer thread. Fields
 // below `id` are touched by the writer thread only.
 struct MessageState {
@@ -158,7 +190,6 @@ struct MessageState {
   bool failed = false;            // no further writes; cleanup done or queued
   bool marker_written = false;    // i/<id> put (in the DB or this batch)
   std::uint32_t chunks_seen = 0;  // chunk keys put: [0, chunks_seen)
-  std::uint32_t recipients_seen = 0;  // r/ keys put by a commit attempt
   bool commit_attempted = false;
 };
 
@@ -182,12 +213,14 @@ struct Op {
   Envelope envelope;                 // kCommit, kUpdateEnvelope
   std::string id;                    // kUpdateRecipients, kRemove
   std::vector<std::pair<std::size_t, Recipient>> changes;
+  bool sync = true;  // kRemove: Durability::kSync
   Callback done;
   std::size_t octets = 0;
 };
 
-// What a message's keys look like after the ops already put in the current
-// batch: nullopt means "not committed".
+// What a message's envelope looks like after the ops already put in the
+// current batch (recipients included, always version 2): nullopt means "not
+// committed".
 using GroupView = std::map<std::string, std::optional<record::EnvelopeHeader>>;
 
 class Core {
@@ -365,9 +398,6 @@ class Core {
     }
     if (m.commit_attempted) {
       batch.Delete(keys::Envelope(m.id)).PermitUncheckedError();
-      for (std::uint32_t n = 0; n < m.recipients_seen; ++n) {
-        batch.Delete(keys::Recipient(m.id, n)).PermitUncheckedError();
-      }
     }
     if (m.marker_written) {
       batch.Delete(keys::Incoming(m.id)).PermitUncheckedError();
@@ -446,7 +476,7 @@ class Core {
         *sync = true;
         return PrepareUpdateEnvelope(op, batch, view, added);
       case OpKind::kRemove:
-        *sync = true;
+        *sync = op.sync;  // see Spool::Durability
         return PrepareRemove(op, batch, view, added);
     }
     return Status::Internal("spool: unknown op");
@@ -501,36 +531,30 @@ class Core {
       return invalid;
     }
     PutChunks(op, batch);
-    auto count = static_cast<std::uint32_t>(op.envelope.recipients.size());
     op.envelope.content_octets = op.content_octets;
-    for (std::uint32_t i = 0; i < count; ++i) {
-      batch
-          .Put(keys::Recipient(m.id, i),
-               record::EncodeRecipient(op.envelope.recipients[i]))
-          .PermitUncheckedError();
-    }
     batch
         .Put(keys::Envelope(m.id),
-             record::EncodeEnvelope(op.envelope, op.chunk_total, count))
+             record::EncodeEnvelope(op.envelope, op.chunk_total))
         .PermitUncheckedError();
     if (m.marker_written) {
       batch.Delete(keys::Incoming(m.id)).PermitUncheckedError();
     }
     m.commit_attempted = true;
-    m.recipients_seen = count;
     record::EnvelopeHeader h;
-    h.envelope = op.envelope;
-    h.envelope.recipients.clear();
+    h.recipient_count =
+        static_cast<std::uint32_t>(op.envelope.recipients.size());
+    h.envelope = std::move(op.envelope);
     h.chunk_count = op.chunk_total;
-    h.recipient_count = count;
     view[m.id] = std::move(h);
     *added = true;
     return Status::Ok();
   }
 
-  // The committed envelope of `id` as of the ops already in the batch.
-  Result<record::EnvelopeHeader> Lookup(const std::string& id,
-                                        GroupView& view) {
+  // The committed envelope of `id` as of the ops already in the batch. With
+  // kDecode the recipients are filled in, from r/ records for a version-1
+  // envelope; with kSkip they may be missing (the counts are right).
+  Result<record::EnvelopeHeader> Lookup(const std::string& id, GroupView& view,
+                                        record::Recipients recipients) {
     if (auto it = view.find(id); it != view.end()) {
       if (!it->second)
         return Error(Status::NotFound("spool: no message " + id));
@@ -542,28 +566,48 @@ class Core {
     if (s.IsNotFound())
       return Error(Status::NotFound("spool: no message " + id));
     if (!s.ok()) return Error(FromRocks(s, "spool: read " + id));
-    auto h = record::DecodeEnvelope(value);
+    auto h = record::DecodeEnvelope(value, recipients);
     if (!h) return Error(Status::Corruption(id + ": " + h.error().message()));
+    if (h->version == 1 && recipients == record::Recipients::kDecode) {
+      Status st = ReadV1Recipients(db_.get(), rocksdb::ReadOptions(), id,
+                                   h->recipient_count, &h->envelope.recipients);
+      if (!st.ok()) return Error(st);
+    }
     return h;
+  }
+
+  // The r/ records of a version-1 envelope go when it is rewritten or removed.
+  static void DeleteV1Recipients(rocksdb::WriteBatch& batch,
+                                 const std::string& id,
+                                 const record::EnvelopeHeader& h) {
+    if (h.version != 1) return;
+    for (std::uint32_t n = 0; n < h.recipient_count; ++n) {
+      batch.Delete(keys::Recipient(id, n)).PermitUncheckedError();
+    }
   }
 
   Status PrepareUpdateRecipients(Op& op, rocksdb::WriteBatch& batch,
                                  GroupView& view, bool* added) {
-    auto h = Lookup(op.id, view);
+    auto h = Lookup(op.id, view, record::Recipients::kDecode);
     if (!h) return h.error();
+    std::vector<Recipient>& rcpts = h->envelope.recipients;
     for (const auto& [index, rcpt] : op.changes) {
-      if (index >= h->recipient_count) {
+      if (index >= rcpts.size()) {
         return Status::InvalidArgument(
             "spool: " + op.id + " has no recipient " + std::to_string(index));
       }
     }
-    for (const auto& [index, rcpt] : op.changes) {
-      batch
-          .Put(keys::Recipient(op.id, static_cast<std::uint32_t>(index)),
-               record::EncodeRecipient(rcpt))
-          .PermitUncheckedError();
-    }
-    *added = !op.changes.empty();
+    if (op.changes.empty()) return Status::Ok();
+    for (auto& [index, rcpt] : op.changes) rcpts[index] = std::move(rcpt);
+    // One record per message: the whole envelope is rewritten.
+    batch
+        .Put(keys::Envelope(op.id),
+             record::EncodeEnvelope(h->envelope, h->chunk_count))
+        .PermitUncheckedError();
+    DeleteV1Recipients(batch, op.id, *h);
+    h->version = record::kEnvelopeVersion;
+    view[op.id] = std::move(*h);
+    *added = true;
     return Status::Ok();
   }
 
@@ -576,28 +620,19 @@ class Core {
     if (op.envelope.recipients.size() > keys::kMaxIndex) {
       return Status::InvalidArgument("spool: too many recipients");
     }
-    auto h = Lookup(id, view);
+    auto h = Lookup(id, view, record::Recipients::kSkip);
     if (!h) return h.error();
-    auto count = static_cast<std::uint32_t>(op.envelope.recipients.size());
     op.envelope.content_octets = h->envelope.content_octets;
-    for (std::uint32_t i = 0; i < count; ++i) {
-      batch
-          .Put(keys::Recipient(id, i),
-               record::EncodeRecipient(op.envelope.recipients[i]))
-          .PermitUncheckedError();
-    }
-    for (std::uint32_t i = count; i < h->recipient_count; ++i) {
-      batch.Delete(keys::Recipient(id, i)).PermitUncheckedError();
-    }
     batch
         .Put(keys::Envelope(id),
-             record::EncodeEnvelope(op.envelope, h->chunk_count, count))
+             record::EncodeEnvelope(op.envelope, h->chunk_count))
         .PermitUncheckedError();
+    DeleteV1Recipients(batch, id, *h);
     record::EnvelopeHeader next;
-    next.envelope = op.envelope;
-    next.envelope.recipients.clear();
+    next.recipient_count =
+        static_cast<std::uint32_t>(op.envelope.recipients.size());
+    next.envelope = std::move(op.envelope);
     next.chunk_count = h->chunk_count;
-    next.recipient_count = count;
     view[id] = std::move(next);
     *added = true;
     return Status::Ok();
@@ -605,10 +640,11 @@ class Core {
 
   Status PrepareRemove(Op& op, rocksdb::WriteBatch& batch, GroupView& view,
                        bool* added) {
-    auto h = Lookup(op.id, view);
+    auto h = Lookup(op.id, view, record::Recipients::kSkip);
     if (!h) {
       if (h.error().code() != Status::Code::kCorruption) return h.error();
-      // A damaged envelope must still be removable: drop whole ranges.
+      // A damaged envelope must still be removable: drop whole ranges
+      // (r/ records exist only under a version-1 envelope).
       batch.DeleteRange(keys::ChunkBegin(op.id), keys::ChunkEnd(op.id))
           .PermitUncheckedError();
       batch.DeleteRange(keys::RecipientBegin(op.id), keys::RecipientEnd(op.id))
@@ -617,9 +653,7 @@ class Core {
       for (std::uint32_t n = 0; n < h->chunk_count; ++n) {
         batch.Delete(keys::Chunk(op.id, n)).PermitUncheckedError();
       }
-      for (std::uint32_t n = 0; n < h->recipient_count; ++n) {
-        batch.Delete(keys::Recipient(op.id, n)).PermitUncheckedError();
-      }
+      DeleteV1Recipients(batch, op.id, *h);
     }
     batch.Delete(keys::Envelope(op.id)).PermitUncheckedError();
     view[op.id] = std::nullopt;
@@ -774,38 +808,9 @@ class RocksSpool final : public Spool {
   Result<Envelope> LoadEnvelope(const std::string& id) override {
     auto r = core_->Read();
     if (r.db == nullptr) return Error(Unavailable());
-    Snapshot snap(r.db);
-    auto h = ReadHeader(r.db, id, snap.get());
+    auto h = ReadHeader(r.db, id, nullptr, record::Recipients::kDecode);
     if (!h) return Error(h.error());
-    Envelope e = std::move(h->envelope);
-    rocksdb::ReadOptions ro;
-    ro.snapshot = snap.get();
-    std::string end = keys::RecipientEnd(id);
-    rocksdb::Slice upper(end);
-    ro.iterate_upper_bound = &upper;
-    std::unique_ptr<rocksdb::Iterator> it(r.db->NewIterator(ro));
-    it->Seek(keys::RecipientBegin(id));
-    for (std::uint32_t n = 0; n < h->recipient_count; ++n, it->Next()) {
-      if (!it->Valid() || it->key() != keys::Recipient(id, n)) {
-        if (!it->status().ok()) {
-          return Error(FromRocks(it->status(), "spool: read " + id));
-        }
-        return Error(Status::Corruption(id + ": recipient record " +
-                                        std::to_string(n) + " missing"));
-      }
-      auto rcpt = record::DecodeRecipient(
-          std::string_view(it->value().data(), it->value().size()));
-      if (!rcpt) {
-        return Error(Status::Corruption(id + ": recipient " +
-                                        std::to_string(n) + ": " +
-                                        rcpt.error().message()));
-      }
-      e.recipients.push_back(std::move(*rcpt));
-    }
-    if (!it->status().ok()) {
-      return Error(FromRocks(it->status(), "spool: read " + id));
-    }
-    return e;
+    return std::move(h->envelope);
   }
 
   // Chunk by chunk with point reads, the lock held only for each read and
@@ -818,7 +823,7 @@ class RocksSpool final : public Spool {
     {
       auto r = core_->Read();
       if (r.db == nullptr) return Unavailable();
-      h = ReadHeader(r.db, id, nullptr);
+      h = ReadHeader(r.db, id, nullptr, record::Recipients::kSkip);
     }
     if (!h) return h.error();
     rocksdb::ReadOptions ro;
@@ -877,11 +882,34 @@ class RocksSpool final : public Spool {
     return core_->EnqueueAndWait(std::move(op));
   }
 
-  Status Remove(const std::string& id) override {
+  using Spool::Remove;
+  Status Remove(const std::string& id, Durability durability) override {
     Op op;
     op.kind = OpKind::kRemove;
     op.id = id;
+    op.sync = durability == Durability::kSync;
     return core_->EnqueueAndWait(std::move(op));
+  }
+
+  void UpdateRecipientsAsync(
+      std::string id, std::vector<std::pair<std::size_t, Recipient>> changes,
+      Callback done) override {
+    Op op;
+    op.kind = OpKind::kUpdateRecipients;
+    op.id = std::move(id);
+    op.changes = std::move(changes);
+    op.done = std::move(done);
+    core_->Enqueue(std::move(op));
+  }
+
+  void RemoveAsync(std::string id, Durability durability,
+                   Callback done) override {
+    Op op;
+    op.kind = OpKind::kRemove;
+    op.id = std::move(id);
+    op.sync = durability == Durability::kSync;
+    op.done = std::move(done);
+    core_->Enqueue(std::move(op));
   }
 
   std::uint64_t sync_count() const override { return core_->sync_count(); }
@@ -903,8 +931,11 @@ class RocksSpool final : public Spool {
     return Status::Unavailable("spool: database closed after a write error");
   }
 
+  // The envelope of `id`; with kDecode its recipients too (from r/ records
+  // under one snapshot for a version-1 envelope).
   static Result<record::EnvelopeHeader> ReadHeader(
-      rocksdb::DB* db, const std::string& id, const rocksdb::Snapshot* snap) {
+      rocksdb::DB* db, const std::string& id, const rocksdb::Snapshot* snap,
+      record::Recipients recipients) {
     if (!keys::IsValidId(id)) {
       return Error(Status::NotFound("spool: no message " + id));
     }
@@ -916,11 +947,22 @@ class RocksSpool final : public Spool {
       return Error(Status::NotFound("spool: no message " + id));
     }
     if (!s.ok()) return Error(FromRocks(s, "spool: read " + id));
-    auto h = record::DecodeEnvelope(value);
+    auto h = record::DecodeEnvelope(value, recipients);
     if (!h) return Error(Status::Corruption(id + ": " + h.error().message()));
     if (h->envelope.id != id) {
       return Error(
           Status::Corruption(id + ": envelope record names " + h->envelope.id));
+    }
+    if (h->version == 1 && recipients == record::Recipients::kDecode) {
+      if (snap == nullptr) {
+        // Read again under a snapshot: the envelope and its r/ records must
+        // agree (an update rewrites them as one version-2 record).
+        Snapshot own(db);
+        return ReadHeader(db, id, own.get(), recipients);
+      }
+      Status st = ReadV1Recipients(db, ro, id, h->recipient_count,
+                                   &h->envelope.recipients);
+      if (!st.ok()) return Error(st);
     }
     return h;
   }

@@ -147,7 +147,24 @@ class Spool {
       const std::string& id,
       const std::vector<std::pair<std::size_t, Recipient>>& changes) = 0;
   virtual Status UpdateEnvelope(const Envelope& envelope) = 0;  // whole record
-  virtual Status Remove(const std::string& id) = 0;
+  // Remove returns after the sync with kSync. kLazy is for a message whose
+  // final state is already durable (no recipient pending, its DSNs queued):
+  // it returns once the removal is written but not synced, and if a crash
+  // loses it, the restarted queue finds the message finished and removes it
+  // again (any later synced write makes it durable too). An operator's
+  // delete must use kSync.
+  enum class Durability { kSync, kLazy };
+  virtual Status Remove(const std::string& id, Durability durability) = 0;
+  Status Remove(const std::string& id) { return Remove(id, Durability::kSync); }
+
+  // The same updates without blocking a thread: `done` reports what the
+  // blocking form would return, on the spool's writer thread (MemorySpool:
+  // before the call returns). For callers on an I/O thread.
+  virtual void UpdateRecipientsAsync(
+      std::string id, std::vector<std::pair<std::size_t, Recipient>> changes,
+      Callback done) = 0;
+  virtual void RemoveAsync(std::string id, Durability durability,
+                           Callback done) = 0;
 
   // Counters for tests and `petrel queue`: syncs done, commits done.
   virtual std::uint64_t sync_count() const = 0;

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "spool/keys.h"
+#include "spool/record.h"
 #include "spool/spool_testing.h"
 
 namespace petrel::spool {
@@ -560,8 +561,7 @@ TEST_F(RocksSpoolTest, CorruptRecordsAreReportedNotFatal) {
     bool content;  // damage shows in ReadContent, else in LoadEnvelope
   };
   const std::vector<Case> cases = {
-      {keys::Envelope("CORRUPT"), false},
-      {keys::Recipient("CORRUPT", 1), false},
+      {keys::Envelope("CORRUPT"), false},  // recipients are inside
       {keys::Chunk("CORRUPT", 3), true},
   };
   for (const Case& c : cases) {
@@ -597,6 +597,91 @@ TEST_F(RocksSpoolTest, CorruptRecordsAreReportedNotFatal) {
   EXPECT_EQ(spool_->ListIds().value(), std::vector<std::string>{"HEALTHY"});
   spool_.reset();
   EXPECT_TRUE(KeysOf(*raw::ListRawKeys(dir_), "CORRUPT").empty());
+}
+
+// A finished message's removal rides without its own fsync; an operator's
+// delete (kSync) has one. Both survive a restart of the process.
+TEST_F(RocksSpoolTest, LazyRemoveIsWrittenButNotSynced) {
+  Open();
+  ASSERT_TRUE(Store(*spool_, MakeEnvelope("LAZY", 100), "x\r\n").ok());
+  ASSERT_TRUE(Store(*spool_, MakeEnvelope("EAGER"), "y\r\n").ok());
+  const std::uint64_t syncs = spool_->sync_count();
+  ASSERT_TRUE(spool_->Remove("LAZY", Spool::Durability::kLazy).ok());
+  EXPECT_EQ(spool_->sync_count(), syncs);
+  ASSERT_TRUE(spool_->Remove("EAGER").ok());
+  EXPECT_EQ(spool_->sync_count(), syncs + 1);
+  Open();
+  EXPECT_TRUE(spool_->ListIds().value().empty());
+  spool_.reset();
+  EXPECT_TRUE(raw::ListRawKeys(dir_).value().empty());
+}
+
+// A spool written by format 1 (recipients in r/<id>/<n> records) is read,
+// upgraded to one version-2 record by the first update, and removed whole.
+TEST_F(RocksSpoolTest, Format1SpoolIsReadUpgradedAndRemoved) {
+  Open();
+  std::string content = ContentFor("OLDFMT", 3000);
+  ASSERT_TRUE(Store(*spool_, MakeEnvelope("OLDFMT", 0), content).ok());
+  ASSERT_TRUE(
+      Store(*spool_, MakeEnvelope("OLDFMT2", 0), ContentFor("OLDFMT2")).ok());
+  spool_.reset();
+  // Rewrite both envelopes as format 1 with three r/ records each, as
+  // petrel 0.1 (session 3) wrote them.
+  for (const std::string id : {"OLDFMT", "OLDFMT2"}) {
+    auto raw_env = raw::GetRaw(dir_, keys::Envelope(id));
+    ASSERT_TRUE(raw_env);
+    auto h = record::DecodeEnvelope(*raw_env);
+    ASSERT_TRUE(h);
+    Envelope e = MakeEnvelope(id, 3);
+    e.content_octets = h->envelope.content_octets;
+    ASSERT_TRUE(raw::PutRaw(dir_, keys::Envelope(id),
+                            record::EncodeEnvelopeV1(e, h->chunk_count, 3))
+                    .ok());
+    for (std::uint32_t i = 0; i < 3; ++i) {
+      ASSERT_TRUE(raw::PutRaw(dir_, keys::Recipient(id, i),
+                              record::EncodeRecipient(e.recipients[i]))
+                      .ok());
+    }
+  }
+  Open();
+  auto e = spool_->LoadEnvelope("OLDFMT");
+  ASSERT_TRUE(e) << e.error().ToString();
+  ASSERT_EQ(e->recipients.size(), 3u);
+  EXPECT_EQ(e->recipients[2].address, "rcpt2@example.net");
+  EXPECT_EQ(ReadAll(*spool_, "OLDFMT").value(), content);
+
+  Recipient done = e->recipients[1];
+  done.state = RecipientState::kDelivered;
+  done.last_reply = "250 ok";
+  ASSERT_TRUE(spool_->UpdateRecipients("OLDFMT", {{1, done}}).ok());
+  spool_.reset();
+  auto keys = KeysOf(*raw::ListRawKeys(dir_), "OLDFMT");
+  for (const auto& k : keys) EXPECT_NE(k.rfind("r/", 0), 0u) << k;
+  auto upgraded =
+      record::DecodeEnvelope(*raw::GetRaw(dir_, keys::Envelope("OLDFMT")));
+  ASSERT_TRUE(upgraded);
+  EXPECT_EQ(upgraded->version, 2);
+  Open();
+  e = spool_->LoadEnvelope("OLDFMT");
+  ASSERT_TRUE(e);
+  ASSERT_EQ(e->recipients.size(), 3u);
+  EXPECT_EQ(e->recipients[1].state, RecipientState::kDelivered);
+  EXPECT_EQ(e->recipients[1].last_reply, "250 ok");
+  EXPECT_EQ(e->recipients[2].state, RecipientState::kPending);
+
+  // A damaged or missing r/ record of a format-1 envelope is Corruption.
+  spool_.reset();
+  ASSERT_TRUE(raw::PutRaw(dir_, keys::Recipient("OLDFMT2", 1), "garbage").ok());
+  Open();
+  auto bad = spool_->LoadEnvelope("OLDFMT2");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code(), Code::kCorruption);
+  // Removing a format-1 message takes its r/ records along.
+  ASSERT_TRUE(spool_->Remove("OLDFMT2").ok());
+  ASSERT_TRUE(spool_->Remove("OLDFMT").ok());
+  EXPECT_TRUE(spool_->ListIds().value().empty());
+  spool_.reset();
+  EXPECT_TRUE(raw::ListRawKeys(dir_).value().empty());
 }
 
 // --- kill -9 at unit level
