@@ -274,6 +274,10 @@ class AgentImpl : public Agent {
     std::shared_ptr<const std::string> content;
     std::int64_t now = 0;
     std::vector<std::size_t> failed_now;  // for the failure DSN
+    // Attempt only: the outcomes that settle the last pending recipient,
+    // when no DSN is due, are recorded by removing the message (removed).
+    bool may_remove = false;
+    bool removed = false;
   };
 
   asio::awaitable<Status> Load(const std::string& id, Work& w);
@@ -355,14 +359,33 @@ asio::awaitable<void> AgentImpl::Persist(Work& w, const Outcomes& outcomes) {
     changes.emplace_back(index, std::move(r));
   }
   if (changes.empty()) co_return;
+  // The message is finished when no recipient is pending; if no failure
+  // DSN is due either (SendDsns would send nothing), removing it, synced,
+  // records these outcomes as well as a rewrite would, and saves one.
+  bool finish = w.may_remove;
+  for (const auto& r : w.envelope.recipients) {
+    if (!finish) break;
+    finish = r.state != spool::RecipientState::kPending;
+  }
+  for (auto i : w.failed_now) {
+    if (!finish) break;
+    finish = !ShouldSendDsn(w.envelope.sender, w.envelope.recipients[i].notify,
+                            DsnEvent::kFailure);
+  }
   // Straight to the spool's writer (no blocking thread in between); the
   // coroutine resumes once the outcomes are synced.
   std::function<void(spool::Callback)> start = [&](spool::Callback done) {
-    spool_.UpdateRecipientsAsync(w.envelope.id, std::move(changes),
-                                 std::move(done));
+    if (finish) {
+      spool_.RemoveAsync(w.envelope.id, spool::Spool::Durability::kSync,
+                         std::move(done));
+    } else {
+      spool_.UpdateRecipientsAsync(w.envelope.id, std::move(changes),
+                                   std::move(done));
+    }
   };
   asio::any_io_executor ex = co_await asio::this_coro::executor;
   Status st = co_await AwaitCallback<Status>(ex, &start);
+  if (finish && st.ok()) w.removed = true;
   if (!st.ok()) {
     // The delivery happened but we could not record it: it may be repeated
     // (never lost). Say so loudly.
@@ -726,6 +749,7 @@ asio::awaitable<void> AgentImpl::SendDsns(Work& w) {
 
 asio::awaitable<queue::AttemptResult> AgentImpl::Attempt(std::string id) {
   Work w;
+  w.may_remove = true;
   queue::AttemptResult result;
   Status st = co_await Load(id, w);
   if (!st.ok()) {
@@ -794,6 +818,7 @@ asio::awaitable<queue::AttemptResult> AgentImpl::Attempt(std::string id) {
   co_await SendDsns(w);
 
   result.finished = true;
+  result.removed = w.removed;
   for (const auto& r : w.envelope.recipients) {
     result.attempts = std::max(result.attempts, r.attempts);
     if (r.state == spool::RecipientState::kPending) result.finished = false;

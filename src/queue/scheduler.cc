@@ -159,7 +159,9 @@ struct Scheduler::State : std::enable_shared_from_this<State> {
     } catch (const std::exception& e) {
       log::Error("{}: delivery attempt failed: {}", id, e.what());
     }
-    if (result.finished) {
+    if (result.finished && result.removed) {
+      log::Info("{}: removed", id);
+    } else if (result.finished) {
       std::function<void(spool::Callback)> start = [&](spool::Callback done) {
         self->spool.RemoveAsync(id, spool::Spool::Durability::kLazy,
                                 std::move(done));

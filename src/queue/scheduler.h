@@ -34,6 +34,7 @@ namespace petrel::queue {
 
 struct AttemptResult {
   bool finished = false;       // no recipient pending: remove the message
+  bool removed = false;        // finished, and the agent removed it already
   std::uint32_t attempts = 0;  // attempts so far (picks the retry wait)
 };
 

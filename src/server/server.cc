@@ -54,6 +54,9 @@ struct SessionIo {
   // decrypted bytes, so the shared-buffer trick of plain reads cannot apply).
   std::unique_ptr<tls::ServerStream> tls;
   std::vector<char> tls_buffer;
+  // Plain-text commands are read here (see the read loop); message data
+  // goes to the thread's large buffer.
+  std::array<char, 512> command_buffer;
   // When the current wait must end (max: nothing is waiting). The timer is
   // lazy: armed when needed, moved only when a deadline comes earlier than
   // its expiry, never cancelled per command (cheap pipelined sessions).
@@ -464,7 +467,29 @@ asio::awaitable<void> RunSession(std::shared_ptr<ServerState> state,
           std::tie(ec, got) =
               co_await io->tls->ReadSome(asio::buffer(io->tls_buffer));
           data = io->tls_buffer.data();
+        } else if (!in_data) {
+          // Commands: a read into the session's small buffer. Asio reads
+          // at once if input is there and otherwise waits on the edge-
+          // triggered registration, without re-arming it (an async_wait
+          // costs an epoll_ctl per command: 3% of the CPU with a client
+          // sending 100 RCPTs one by one). A full buffer means pipelined
+          // input: the rest comes in one large read behind it.
+          std::tie(ec, got) = co_await io->socket.async_read_some(
+              asio::buffer(io->command_buffer), kUseTuple);
+          data = io->command_buffer.data();
+          if (!ec && got == io->command_buffer.size()) {
+            std::span<char> buffer = ThreadReadBuffer();
+            std::memcpy(buffer.data(), data, got);
+            boost::system::error_code more_ec;
+            std::size_t more = io->socket.read_some(
+                asio::buffer(buffer.data() + got, buffer.size() - got),
+                more_ec);
+            data = buffer.data();
+            if (!more_ec) got += more;
+          }
         } else {
+          // Message data: wait, then one large read into the thread's
+          // buffer (no per-session buffer for megabytes of content).
           std::tie(ec) =
               co_await io->socket.async_wait(tcp::socket::wait_read, kUseTuple);
           if (!ec) {
