@@ -20,7 +20,9 @@ bool Enabled(Level level);
 // together (one write(2)) when the outermost Batch ends, in order; nothing
 // waits for a timer, so a batch only joins the lines of one synchronous
 // stretch of code (a delivery's per-recipient lines). Warnings and errors
-// are written at once, after the lines collected so far. Not copyable.
+// are written at once, after the lines collected so far. Not copyable. The
+// state is per thread: never keep a Batch across a co_await (the coroutine
+// may resume on another thread).
 class Batch {
  public:
   Batch();
