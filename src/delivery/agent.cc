@@ -737,11 +737,12 @@ asio::awaitable<void> AgentImpl::SendDsns(Work& w) {
     }
   }
   if (marks.empty()) co_return;
-  Status st;
-  std::function<void()> work = [&] {
-    st = spool_.UpdateRecipients(w.envelope.id, marks);
+  std::function<void(spool::Callback)> start = [&](spool::Callback done) {
+    spool_.UpdateRecipientsAsync(w.envelope.id, std::move(marks),
+                                 std::move(done));
   };
-  co_await pool_.Run(co_await asio::this_coro::executor, &work);
+  asio::any_io_executor ex = co_await asio::this_coro::executor;
+  Status st = co_await AwaitCallback<Status>(ex, &start);
   if (st.ok() && !delayed.empty()) {
     co_await SubmitDsn(w, delayed, DsnEvent::kDelay);
   }

@@ -296,6 +296,30 @@ asio::awaitable<bool> Flush(const std::shared_ptr<SessionIo>& io,
   co_return !ec;
 }
 
+// The TLS handshake on a session's socket (implicit TLS or STARTTLS), within
+// `limit`. Success: io->tls is set and the returned text describes the
+// cipher; failure: io->tls is null (logged). Both outcomes are logged.
+asio::awaitable<std::string> StartTls(
+    const std::shared_ptr<SessionIo>& io,
+    const std::shared_ptr<tls::ServerContext>& context,
+    std::chrono::seconds limit, const std::string& ip) {
+  io->tls = std::make_unique<tls::ServerStream>(context, io->socket);
+  ArmDeadline(io, limit);
+  auto ec = co_await io->tls->Handshake();
+  ClearDeadline(io);
+  if (ec) {
+    log::Info("TLS handshake with unknown[{}] failed: {}", ip, ec.message());
+    io->tls.reset();
+    co_return std::string();
+  }
+  io->tls_buffer.resize(16 * 1024);
+  std::string description = fmt::format(
+      "{} with cipher {} ({}/{} bits)", io->tls->Version(), io->tls->Cipher(),
+      io->tls->CipherBits(), io->tls->CipherBits());
+  log::Info("TLS connection established from unknown[{}]: {}", ip, description);
+  co_return description;
+}
+
 // Reads and drops whatever the client sent before it was greeted (bounded),
 // so that closing does not reset the connection under our reply. Returns
 // the number of octets dropped; the socket must be non-blocking.
@@ -376,22 +400,7 @@ asio::awaitable<void> RunSession(std::shared_ptr<ServerState> state,
     // RFC 8314 3: TLS from the first byte, then the greeting inside it.
     std::string description;
     if (tls_context) {
-      io->tls = std::make_unique<tls::ServerStream>(tls_context, io->socket);
-      ArmDeadline(io, command_timeout);
-      auto ec = co_await io->tls->Handshake();
-      ClearDeadline(io);
-      if (ec) {
-        log::Info("TLS handshake with unknown[{}] failed: {}", ip,
-                  ec.message());
-        io->tls.reset();
-      } else {
-        io->tls_buffer.resize(16 * 1024);
-        description = fmt::format("{} with cipher {} ({}/{} bits)",
-                                  io->tls->Version(), io->tls->Cipher(),
-                                  io->tls->CipherBits(), io->tls->CipherBits());
-        log::Info("TLS connection established from unknown[{}]: {}", ip,
-                  description);
-      }
+      description = co_await StartTls(io, tls_context, command_timeout, ip);
     }
     if (!io->tls) {
       boost::system::error_code ignored;
@@ -573,23 +582,12 @@ asio::awaitable<void> RunSession(std::shared_ptr<ServerState> state,
               pending.size(), ip);
           pending.clear();
         }
-        io->tls = std::make_unique<tls::ServerStream>(tls_context, io->socket);
-        ArmDeadline(io, command_timeout);
-        auto ec = co_await io->tls->Handshake();
-        ClearDeadline(io);
-        if (ec) {
-          log::Info("TLS handshake with unknown[{}] failed: {}", ip,
-                    ec.message());
-          io->tls.reset();
+        std::string description =
+            co_await StartTls(io, tls_context, command_timeout, ip);
+        if (!io->tls) {
           m.OnTlsFailed();
           break;
         }
-        io->tls_buffer.resize(16 * 1024);
-        std::string description = fmt::format(
-            "{} with cipher {} ({}/{} bits)", io->tls->Version(),
-            io->tls->Cipher(), io->tls->CipherBits(), io->tls->CipherBits());
-        log::Info("TLS connection established from unknown[{}]: {}", ip,
-                  description);
         m.OnTlsStarted(std::move(description));
         break;
       }

@@ -868,11 +868,7 @@ class RocksSpool final : public Spool {
   Status UpdateRecipients(
       const std::string& id,
       const std::vector<std::pair<std::size_t, Recipient>>& changes) override {
-    Op op;
-    op.kind = OpKind::kUpdateRecipients;
-    op.id = id;
-    op.changes = changes;
-    return core_->EnqueueAndWait(std::move(op));
+    return core_->EnqueueAndWait(UpdateRecipientsOp(id, changes));
   }
 
   Status UpdateEnvelope(const Envelope& envelope) override {
@@ -884,30 +880,20 @@ class RocksSpool final : public Spool {
 
   using Spool::Remove;
   Status Remove(const std::string& id, Durability durability) override {
-    Op op;
-    op.kind = OpKind::kRemove;
-    op.id = id;
-    op.sync = durability == Durability::kSync;
-    return core_->EnqueueAndWait(std::move(op));
+    return core_->EnqueueAndWait(RemoveOp(id, durability));
   }
 
   void UpdateRecipientsAsync(
       std::string id, std::vector<std::pair<std::size_t, Recipient>> changes,
       Callback done) override {
-    Op op;
-    op.kind = OpKind::kUpdateRecipients;
-    op.id = std::move(id);
-    op.changes = std::move(changes);
+    Op op = UpdateRecipientsOp(std::move(id), std::move(changes));
     op.done = std::move(done);
     core_->Enqueue(std::move(op));
   }
 
   void RemoveAsync(std::string id, Durability durability,
                    Callback done) override {
-    Op op;
-    op.kind = OpKind::kRemove;
-    op.id = std::move(id);
-    op.sync = durability == Durability::kSync;
+    Op op = RemoveOp(std::move(id), durability);
     op.done = std::move(done);
     core_->Enqueue(std::move(op));
   }
@@ -926,6 +912,23 @@ class RocksSpool final : public Spool {
     rocksdb::DB* db_;
     const rocksdb::Snapshot* snap_;
   };
+
+  static Op UpdateRecipientsOp(
+      std::string id, std::vector<std::pair<std::size_t, Recipient>> changes) {
+    Op op;
+    op.kind = OpKind::kUpdateRecipients;
+    op.id = std::move(id);
+    op.changes = std::move(changes);
+    return op;
+  }
+
+  static Op RemoveOp(std::string id, Durability durability) {
+    Op op;
+    op.kind = OpKind::kRemove;
+    op.id = std::move(id);
+    op.sync = durability == Durability::kSync;
+    return op;
+  }
 
   static Status Unavailable() {
     return Status::Unavailable("spool: database closed after a write error");
